@@ -59,7 +59,7 @@ t.test('a torn tail on the last segment is cut off; earlier records survive', as
       await l2.append(2, Buffer.from('lost'));
       await l2.close();
       const bytes = readFileSync(file);
-      bytes[bytes.length - 1] ^= 0xff;
+      bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 0xff;
       writeFileSync(file, bytes);
     }
     if (damage === 'zeros') appendFileSync(file, Buffer.alloc(4096));
@@ -89,7 +89,7 @@ t.test('segments roll over, and damage before the last segment is refused', asyn
 
   const second = join(dir, segmentFiles(dir)[1]!);
   const bytes = readFileSync(second);
-  bytes[40] ^= 0x01;
+  bytes[40] = bytes[40]! ^ 0x01;
   writeFileSync(second, bytes);
   await t.rejects(openLog(dir, 4096), StoreCorruptError, 'a damaged middle segment stops recovery');
   truncateSync(second, 2);
