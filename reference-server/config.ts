@@ -1,0 +1,78 @@
+// Server configuration: every limit of spec/limits.json with its reference default, overridable by a flag
+// (`--window 128`) or an environment variable (`TICKWIRE_WINDOW=128`), checked against the spec's allowed range and
+// the relations of [LIM-3] before the server starts.
+import { limits as limitSpecs, type LimitName } from '../spec/index.ts';
+
+export type LimitValues = Record<LimitName, number>;
+
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+}
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  limits: LimitValues;
+  tls?: TlsConfig;
+  logLevel: LogLevel;
+  /** Milliseconds a graceful shutdown waits for in-flight work before closing anyway. */
+  shutdownGraceMs: number;
+  /** Bytes buffered on a socket beyond which ephemeral pushes are dropped and the session is closed [KAL]. */
+  maxBufferedBytes: number;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+/** `maxFrameBytes` → `max-frame-bytes` (the flag), `TICKWIRE_MAX_FRAME_BYTES` (the variable). */
+export function limitFlag(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+export function limitEnv(name: string): string {
+  return `TICKWIRE_${limitFlag(name).replace(/-/g, '_').toUpperCase()}`;
+}
+
+export function defaultLimitValues(): LimitValues {
+  const out = {} as LimitValues;
+  for (const spec of limitSpecs) out[spec.name] = spec.default;
+  return out;
+}
+
+/** Returns the problems with a set of limit values: out of the spec's range, or breaking a relation of [LIM-3]. */
+export function checkLimits(values: LimitValues): string[] {
+  const problems: string[] = [];
+  for (const spec of limitSpecs) {
+    const value = values[spec.name];
+    if (!Number.isSafeInteger(value)) problems.push(`${spec.name} must be an integer (got ${String(value)})`);
+    else if (value < spec.minimum) problems.push(`${spec.name} must be at least ${spec.minimum} (got ${value})`);
+    else if (spec.maximum !== undefined && value > spec.maximum) problems.push(`${spec.name} must be at most ${spec.maximum} (got ${value})`);
+  }
+  const v = values;
+  const relation = (ok: boolean, text: string) => {
+    if (!ok) problems.push(text);
+  };
+  relation(v.maxRedeliveryBackoffMs >= v.ackTimeoutMs, 'maxRedeliveryBackoffMs must be >= ackTimeoutMs');
+  relation(v.maxPresenceSubscriptions >= v.maxPresenceBatch, 'maxPresenceSubscriptions must be >= maxPresenceBatch');
+  relation(v.maxStoredPreKeys >= v.prekeyBatchMax, 'maxStoredPreKeys must be >= prekeyBatchMax');
+  relation(v.prekeyLowWater <= v.maxStoredPreKeys, 'prekeyLowWater must be <= maxStoredPreKeys');
+  relation(
+    v.maxFrameBytes >= 4 * Math.ceil(v.maxEnvelopeBytes / 3) + 4096,
+    'maxFrameBytes must be >= 4 * ceil(maxEnvelopeBytes / 3) + 4096',
+  );
+  relation(v.maxHttpBodyBytes >= 4096 + 128 * v.prekeyBatchMax, 'maxHttpBodyBytes must be >= 4096 + 128 * prekeyBatchMax');
+  return problems;
+}
+
+export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return {
+    host: '127.0.0.1',
+    port: 8080,
+    dataDir: './data',
+    limits: defaultLimitValues(),
+    logLevel: 'info',
+    shutdownGraceMs: 5000,
+    maxBufferedBytes: 4 * 262144,
+    ...overrides,
+  };
+}
