@@ -2,7 +2,7 @@
 /* eslint-disable */
 
 /**
- * Server-assigned opaque user identifier; clients MUST treat it as opaque.
+ * Server-assigned opaque user identifier; clients treat it as opaque.
  *
  * This interface was referenced by `TickwireCommon`'s JSON-Schema
  * via the `definition` "userId".
@@ -93,7 +93,7 @@ export type RegistrationId = number;
  */
 export type Secret = string;
 /**
- * Human-readable device name, 1 to 64 characters.
+ * Human-readable device name, 1 to 64 Unicode code points.
  *
  * This interface was referenced by `TickwireCommon`'s JSON-Schema
  * via the `definition` "deviceName".
@@ -121,7 +121,7 @@ export type EnvelopeType = 'prekey' | 'ratchet';
  */
 export type EnvelopeBody = string;
 /**
- * Stable error code in UPPER_SNAKE_CASE; spec/errors.json is the registry, and receivers MUST accept codes not in it.
+ * Stable error code in UPPER_SNAKE_CASE; spec/errors.json is the registry, and receivers accept codes not in it.
  *
  * This interface was referenced by `TickwireCommon`'s JSON-Schema
  * via the `definition` "errorCode".
@@ -206,7 +206,7 @@ export interface DeviceRegistration {
   oneTimePreKeys?: PreKey[];
 }
 /**
- * Limits the server advertises in welcome; a client MUST NOT exceed any of them. Bounds come from spec/limits.json.
+ * Limits the server advertises in welcome; a client does not exceed any of them. Bounds come from spec/limits.json.
  *
  * This interface was referenced by `TickwireCommon`'s JSON-Schema
  * via the `definition` "limits".
@@ -350,7 +350,7 @@ export interface ErrorResponse {
 export interface ErrorBody {
   code: ErrorCodeString;
   /**
-   * Human-readable text; clients MUST NOT parse it.
+   * Human-readable text; clients do not parse it.
    */
   message: string;
   /**
@@ -773,7 +773,7 @@ export interface WsServerError {
   id?: RequestId;
   code: ErrorCodeString;
   /**
-   * Human-readable text; clients MUST NOT parse it.
+   * Human-readable text; clients do not parse it.
    */
   message: string;
   /**
@@ -825,7 +825,7 @@ export interface QueueFullDetails {
   deviceIds: [DeviceId, ...DeviceId[]];
 }
 /**
- * Application-level ping from the server; the client MUST answer pong with the same id.
+ * Application-level ping from the server; the client answers pong with the same id.
  *
  * This interface was referenced by `TickwireSchemas`'s JSON-Schema
  * via the `definition` "ws_server_ping".
@@ -877,7 +877,7 @@ export interface PresenceFrame {
   lastSeenAt?: Timestamp;
 }
 /**
- * Sent once per session after every item queued when welcome was sent has been delivered.
+ * Sent once per session as soon as every item queued when welcome was sent, and not expired since, has been delivered.
  *
  * This interface was referenced by `TickwireSchemas`'s JSON-Schema
  * via the `definition` "ws_server_queue_empty".
