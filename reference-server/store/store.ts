@@ -83,7 +83,7 @@ export type EnqueueMessageResult =
   | { status: 'duplicate'; serverTime: number }
   | { status: 'unknown-user' }
   | { status: 'stale-devices'; missing: number[]; extra: number[] }
-  | { status: 'queue-full'; deviceId: number };
+  | { status: 'queue-full'; deviceIds: number[] };
 
 export interface AckResult {
   /** Seqs that this call removed from the queue (already removed ones are not repeated). */
@@ -110,8 +110,11 @@ export interface Store {
   // Accounts and devices [IDN]
   /** Creates a user with its first device. Resolves `undefined` when the username is taken. */
   createAccount(username: string, device: NewDevice, now: number): Promise<{ userId: string; deviceId: number } | undefined>;
-  /** Stores a single-use link code (by its hash) that lets a new device join `userId` until `expiresAt`. */
-  createLinkCode(userId: string, codeHash: string, expiresAt: number): Promise<void>;
+  /**
+   * Stores a single-use link code (by its hash) that lets a new device join `userId` until `expiresAt`. `byDeviceId`
+   * names the device that asked for it: deleting that device invalidates the code.
+   */
+  createLinkCode(userId: string, codeHash: string, expiresAt: number, byDeviceId?: number): Promise<void>;
   /**
    * Consumes a link code and adds a device in one step. Resolves the failure reason when the code is unknown,
    * used or expired, or the user already has `maxDevices` devices (the code is then left unused).
@@ -137,19 +140,27 @@ export interface Store {
    * Builds bundles for every device of `userId` (or only `deviceId`), taking one one-time prekey per device. A taken
    * key is gone durably before this resolves: no key is ever handed out twice, even across a crash [PKY].
    */
-  takeBundles(userId: string, deviceId?: number): Promise<BundleEntry[] | 'unknown-user' | 'unknown-device'>;
+  takeBundles(userId: string, deviceId?: number, excludeDeviceId?: number): Promise<BundleEntry[] | 'unknown-user' | 'unknown-device'>;
 
   // Queues [MSG] [DLV] [RCP]
   /** Checks the device list, de-duplicates, and enqueues one item per envelope, all or nothing. */
   enqueueMessage(input: EnqueueMessageInput, dedupeWindowMs: number, maxQueueItems: number): Promise<EnqueueMessageResult>;
-  /** Enqueues a receipt item for `to`. Resolves the seq, or undefined when the device does not exist. */
-  enqueueReceipt(to: DeviceAddress, receipt: Omit<ReceiptItemRecord, 'seq'>): Promise<number | undefined>;
+  /** Enqueues a read receipt item for `to` [RCP-10] [RCP-11]. */
+  enqueueReceipt(
+    to: DeviceAddress,
+    receipt: Omit<ReceiptItemRecord, 'seq'>,
+    maxQueueItems: number,
+  ): Promise<{ status: 'accepted'; seq: number } | { status: 'unknown-user' } | { status: 'unknown-device' } | { status: 'queue-full' }>;
   /** Items of the device's queue with seq > afterSeq, ascending, at most `limit`. */
   readQueue(device: DeviceAddress, afterSeq: number, limit: number): Promise<QueueItem[]>;
   /** The highest seq currently in the device's queue, 0 when it is empty. */
   lastSeq(device: DeviceAddress): Promise<number>;
-  /** Removes the given items from the device's own queue and enqueues delivered receipts for message items. */
-  acknowledge(device: DeviceAddress, seqs: number[], now: number): Promise<AckResult>;
+  /**
+   * Removes the given items from the device's own queue and enqueues delivered receipts for the message items, at most
+   * `maxReceiptIds` messageIds per receipt item [RCP-1] [RCP-2]. Items leave the queue at once (the window frees);
+   * the returned promise resolves when the removal and the receipts are durable [RCP-5].
+   */
+  acknowledge(device: DeviceAddress, seqs: number[], now: number, maxReceiptIds?: number): Promise<AckResult>;
   /** Removes items older than `olderThan` (retention); resolves how many were removed. */
   expire(olderThan: number): Promise<number>;
 
