@@ -1,9 +1,10 @@
 // Dispatches `tickwire <command> [options]` to the part of the project that implements the command.
 import { readFileSync } from 'node:fs';
 import { UsageError, type Command } from './command.ts';
-import { specCommands } from '../spec/cli.ts';
+import { specCommands } from './spec-commands.ts';
+import { serveCommand } from '../reference-server/cli.ts';
 
-const COMMANDS: Command[] = [...specCommands];
+const COMMANDS: Command[] = [...specCommands, serveCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

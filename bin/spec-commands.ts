@@ -1,9 +1,9 @@
 // `tickwire requirements` and `tickwire validate`: the spec's index and schemas from the command line.
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError, type Command } from '../bin/command.ts';
-import { requirements, type RequirementEntry } from './registries.ts';
-import { checkClientFrame, checkServerFrame, describeIssues, validate, type ValidationIssue } from './validators.ts';
+import { UsageError, type Command } from './command.ts';
+import { requirements, type RequirementEntry } from '../spec/registries.ts';
+import { checkClientFrame, checkServerFrame, describeIssues, validate, type ValidationIssue } from '../spec/validators.ts';
 
 function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>) {
   try {
