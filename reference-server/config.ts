@@ -21,7 +21,15 @@ export interface ServerConfig {
   shutdownGraceMs: number;
   /** Bytes buffered on a socket beyond which ephemeral pushes are dropped and the session is closed [KAL]. */
   maxBufferedBytes: number;
+  /**
+   * `GET /v1/usernames/{username}` requests per requesting device per 60 s [SEC-6]. Not a limit of spec/limits.json
+   * (the spec leaves the rule to the server); high enough for a client resolving its contacts, low enough to make
+   * mass resolution of usernames slow. Absent means DEFAULT_USERNAME_LOOKUPS_PER_MINUTE.
+   */
+  usernameLookupsPerMinute?: number;
 }
+
+export const DEFAULT_USERNAME_LOOKUPS_PER_MINUTE = 120;
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -73,6 +81,20 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     logLevel: 'info',
     shutdownGraceMs: 5000,
     maxBufferedBytes: 4 * 262144,
+    usernameLookupsPerMinute: DEFAULT_USERNAME_LOOKUPS_PER_MINUTE,
     ...overrides,
   };
+}
+
+/** Every problem with a configuration: the limits of spec/limits.json [LIM-2] [LIM-3] and the server's own options. */
+export function configProblems(config: ServerConfig): string[] {
+  const problems = checkLimits(config.limits);
+  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) problems.push(`port must be an integer in 0..65535 (got ${config.port})`);
+  if (config.host.trim() === '') problems.push('host must not be empty');
+  if (config.dataDir.trim() === '') problems.push('dataDir must not be empty');
+  if (config.tls && (!config.tls.certFile || !config.tls.keyFile)) problems.push('TLS needs both a certificate file and a key file');
+  if (!Number.isSafeInteger(config.shutdownGraceMs) || config.shutdownGraceMs < 0) problems.push('shutdownGraceMs must be a non-negative integer');
+  const lookups = config.usernameLookupsPerMinute;
+  if (lookups !== undefined && (!Number.isSafeInteger(lookups) || lookups < 1)) problems.push('usernameLookupsPerMinute must be a positive integer');
+  return problems;
 }

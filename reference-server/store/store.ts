@@ -133,8 +133,11 @@ export interface Store {
 
   // Prekeys [PKY]
   setSignedPreKey(device: DeviceAddress, key: SignedPreKey): Promise<void>;
-  /** Adds one-time prekeys atomically; resolves the count now stored, or the reason nothing was stored. */
-  addOneTimePreKeys(device: DeviceAddress, keys: PreKey[], maxStored: number): Promise<number | 'duplicate-id' | 'too-many'>;
+  /**
+   * Adds one-time prekeys atomically; resolves the count now stored, or why nothing was stored: the keyIds that clash
+   * with stored unconsumed keys (ascending) [PKY-6], or the cap [PKY-7].
+   */
+  addOneTimePreKeys(device: DeviceAddress, keys: PreKey[], maxStored: number): Promise<number | { duplicateKeyIds: number[] } | 'too-many'>;
   countOneTimePreKeys(device: DeviceAddress): Promise<number>;
   /**
    * Builds bundles for every device of `userId` (or only `deviceId`), taking one one-time prekey per device. A taken

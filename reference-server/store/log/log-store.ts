@@ -286,11 +286,12 @@ export class LogStore implements Store {
     await this.commit(RecordType.signedPreKey, record, () => {}, () => this.applySignedPreKey(record));
   }
 
-  async addOneTimePreKeys(address: DeviceAddress, keys: PreKey[], maxStored: number): Promise<number | 'duplicate-id' | 'too-many'> {
+  async addOneTimePreKeys(address: DeviceAddress, keys: PreKey[], maxStored: number): Promise<number | { duplicateKeyIds: number[] } | 'too-many'> {
     await this.enter();
     const device = this.device(address);
     if (!device) throw new RangeError('unknown device');
-    if (keys.some((k) => device.preKeys.has(k.keyId))) return 'duplicate-id';
+    const clashes = [...new Set(keys.filter((k) => device.preKeys.has(k.keyId)).map((k) => k.keyId))].sort((a, b) => a - b);
+    if (clashes.length > 0) return { duplicateKeyIds: clashes };
     if (device.preKeys.size + keys.length > maxStored) return 'too-many';
     // Reserve the keyIds so that a concurrent upload of the same ids is refused too.
     const reserved = keys.map((k) => ({ ...k }));

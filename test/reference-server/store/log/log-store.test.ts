@@ -91,7 +91,7 @@ t.test('one-time prekeys: each handed out once, under concurrency and across res
   t.ok(bundles.every((b) => Array.isArray(b) && b.length === 1), 'every fetch got a bundle, the late ones without a one-time prekey');
   t.equal(await store.countOneTimePreKeys(owner), 0);
   t.equal(await store.addOneTimePreKeys(owner, [{ keyId: 5, publicKey: KEY }], 100), 1, 'a consumed keyId may be uploaded again');
-  t.equal(await store.addOneTimePreKeys(owner, [{ keyId: 5, publicKey: KEY }], 100), 'duplicate-id');
+  t.same(await store.addOneTimePreKeys(owner, [{ keyId: 9, publicKey: KEY }, { keyId: 5, publicKey: KEY }], 100), { duplicateKeyIds: [5] }, 'only the clashing keyIds are named');
   t.equal(await store.addOneTimePreKeys(owner, [{ keyId: 6, publicKey: KEY }, { keyId: 7, publicKey: KEY }], 2), 'too-many');
   t.equal(await store.addOneTimePreKeys(owner, [{ keyId: 8, publicKey: KEY }], 100), 2);
   const one = await store.takeBundles(owner.userId, 1);

@@ -1,0 +1,165 @@
+// `tickwire serve`: runs the reference server until SIGTERM or SIGINT. Every limit of spec/limits.json has a flag
+// (`--max-frame-bytes 131072`) and an environment variable (`TICKWIRE_MAX_FRAME_BYTES=131072`); flags win.
+import { UsageError, type Command } from '../bin/command.ts';
+import { limits as limitSpecs, type LimitName } from '../spec/index.ts';
+import {
+  configProblems,
+  DEFAULT_USERNAME_LOOKUPS_PER_MINUTE,
+  defaultConfig,
+  limitEnv,
+  limitFlag,
+  type LogLevel,
+  type ServerConfig,
+} from './config.ts';
+
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+interface Option {
+  flag: string;
+  value: string;
+  help: string;
+}
+
+const SERVER_OPTIONS: Option[] = [
+  { flag: 'port', value: '<n>', help: 'TCP port; 0 picks a free one (default 8080)' },
+  { flag: 'host', value: '<addr>', help: 'address to listen on (default 127.0.0.1; plaintext only on loopback, TRN-38)' },
+  { flag: 'data-dir', value: '<dir>', help: 'directory of the durable log (default ./data)' },
+  { flag: 'tls-cert', value: '<file>', help: 'PEM certificate chain; with --tls-key serves https and wss' },
+  { flag: 'tls-key', value: '<file>', help: 'PEM private key for --tls-cert' },
+  { flag: 'log-level', value: '<level>', help: 'debug, info, warn, error or silent (default info); logs go to stderr' },
+  { flag: 'shutdown-grace-ms', value: '<ms>', help: 'how long a shutdown waits for in-flight requests (default 5000)' },
+  {
+    flag: 'username-lookups-per-minute',
+    value: '<n>',
+    help: `GET /v1/usernames/{username} per device per 60 s, SEC-6 (default ${DEFAULT_USERNAME_LOOKUPS_PER_MINUTE})`,
+  },
+];
+
+function helpText(): string {
+  const limitLines = limitSpecs.map((spec) => {
+    const range = spec.maximum === undefined ? `>= ${spec.minimum}` : `${spec.minimum}..${spec.maximum}`;
+    return `  --${limitFlag(spec.name)} <n>`.padEnd(36) + `${spec.unit}; default ${spec.default}, allowed ${range} (${limitEnv(spec.name)})`;
+  });
+  return [
+    'Usage: tickwire serve [options]',
+    '',
+    'Runs the Tickwire reference server: the HTTP API under /v1/, the WebSocket at /v1/ws, GET /healthz and',
+    'GET /metrics (Prometheus text). Prints "tickwire serving on <url>" on stdout once it accepts connections.',
+    'SIGTERM or SIGINT closes every session with SERVER_RESTART (1012), lets requests finish and exits 0.',
+    '',
+    'Server options:',
+    ...SERVER_OPTIONS.map((o) => `  --${o.flag} ${o.value}`.padEnd(36) + o.help),
+    '',
+    'Limits (spec/limits.json, PROTOCOL.md section 6.5). Each can also be set by the environment variable shown;',
+    'a flag wins over the variable. The server refuses to start with values outside the allowed range or breaking',
+    'the relations of LIM-3.',
+    ...limitLines,
+    '',
+    'Exit codes: 0 after a graceful shutdown, 2 bad options or the server could not start.',
+  ].join('\n');
+}
+
+/** Parses `--name value` and `--name=value` pairs; every option takes a value. */
+function parseFlags(args: string[]): Map<string, string> {
+  const known = new Set([...SERVER_OPTIONS.map((o) => o.flag), ...limitSpecs.map((s) => limitFlag(s.name))]);
+  const out = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument '${arg}'`);
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    if (!known.has(name)) throw new UsageError(`unknown option --${name}`);
+    let value: string | undefined;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else {
+      value = args[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
+      i++;
+    }
+    if (out.has(name)) throw new UsageError(`--${name} is given more than once`);
+    out.set(name, value);
+  }
+  return out;
+}
+
+function integer(text: string, what: string): number {
+  if (!/^(0|[1-9][0-9]*)$/.test(text.trim()) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${what} must be a non-negative integer (got '${text}')`);
+  }
+  return Number(text);
+}
+
+/** Builds the configuration from flags and environment; throws UsageError listing every problem. */
+export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const flags = parseFlags(args);
+  const config = defaultConfig();
+  if (flags.has('port')) config.port = integer(flags.get('port')!, '--port');
+  if (flags.has('host')) config.host = flags.get('host')!;
+  if (flags.has('data-dir')) config.dataDir = flags.get('data-dir')!;
+  if (flags.has('shutdown-grace-ms')) config.shutdownGraceMs = integer(flags.get('shutdown-grace-ms')!, '--shutdown-grace-ms');
+  if (flags.has('username-lookups-per-minute')) {
+    config.usernameLookupsPerMinute = integer(flags.get('username-lookups-per-minute')!, '--username-lookups-per-minute');
+  }
+  if (flags.has('log-level')) {
+    const level = flags.get('log-level') as LogLevel;
+    if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+    config.logLevel = level;
+  }
+  const cert = flags.get('tls-cert');
+  const key = flags.get('tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (cert !== undefined && key !== undefined) config.tls = { certFile: cert, keyFile: key };
+  for (const spec of limitSpecs) {
+    const name: LimitName = spec.name;
+    const fromFlag = flags.get(limitFlag(name));
+    const fromEnv = env[limitEnv(name)];
+    if (fromFlag !== undefined) config.limits[name] = integer(fromFlag, `--${limitFlag(name)}`);
+    else if (fromEnv !== undefined && fromEnv !== '') config.limits[name] = integer(fromEnv, limitEnv(name));
+  }
+  const problems = configProblems(config);
+  if (problems.length > 0) throw new UsageError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  return config;
+}
+
+async function serve(args: string[]): Promise<number> {
+  const config = configFromArgs(args);
+  // Loaded only when serving, so that the other commands do not pay for the server's modules.
+  const { ConfigError, startServer } = await import('./server.ts');
+  let server;
+  try {
+    server = await startServer(config);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(error.message);
+    const err = error as NodeJS.ErrnoException;
+    console.error(`tickwire serve: cannot start: ${err.code ? `${err.code}: ` : ''}${err.message}`);
+    return 2;
+  }
+  const running = server;
+  console.log(`tickwire serving on ${running.url}`);
+  return new Promise<number>((done) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      running.ctx.log.info('server.signal', { signal });
+      running
+        .close()
+        .then(() => done(0))
+        .catch((error: unknown) => {
+          console.error(`tickwire serve: shutdown failed: ${(error as Error).message}`);
+          done(1);
+        });
+      // A handle that something forgot to release must not keep a stopped server alive; unref'd, this fires only
+      // if the process would otherwise hang.
+      setTimeout(() => process.exit(process.exitCode ?? 0), config.shutdownGraceMs + 5000).unref();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+export const serveCommand: Command = {
+  name: 'serve',
+  summary: 'run the reference server (HTTP API, WebSocket, /healthz, /metrics)',
+  help: helpText(),
+  run: serve,
+};

@@ -1,0 +1,96 @@
+// Sliding-window rate limits: "N requests per 60 seconds" counted over the exact preceding window, not over
+// fixed clock minutes, so that a burst straddling a minute boundary cannot get 2N through (section 6.5).
+//
+// Each key keeps the times of its counted requests in the window, at most N of them (a refused request is not
+// counted, so the list never grows past N). Memory is therefore N numbers per active key; keys idle for a whole
+// window are swept out at most once per window, on the next call, without a timer that would keep the process alive.
+import { DEFAULT_USERNAME_LOOKUPS_PER_MINUTE, type ServerConfig } from '../config.ts';
+import { ProtocolError } from '../errors.ts';
+
+export type RateDecision = { ok: true } | { ok: false; retryAfterMs: number };
+
+export class SlidingWindowLimiter {
+  private readonly hits = new Map<string, number[]>();
+  private lastSweep: number;
+
+  constructor(
+    /** Requests allowed per window. */
+    private readonly limit: number,
+    private readonly now: () => number,
+    private readonly windowMs = 60_000,
+  ) {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`rate limit must be a positive integer (got ${limit})`);
+    if (!Number.isSafeInteger(windowMs) || windowMs < 1) throw new RangeError(`window must be a positive integer (got ${windowMs})`);
+    this.lastSweep = now();
+  }
+
+  /**
+   * Counts one request for `key` unless the limit is reached. A refused request is not counted [PKY-17], and its
+   * `retryAfterMs` is the time until the oldest counted request leaves the window [LIM-10].
+   */
+  take(key: string): RateDecision {
+    const now = this.now();
+    this.sweep(now);
+    const cutoff = now - this.windowMs;
+    let times = this.hits.get(key);
+    if (times) {
+      // A request at time t counts for every request before t + window; at exactly t + window it has left.
+      let drop = 0;
+      while (drop < times.length && times[drop]! <= cutoff) drop++;
+      if (drop > 0) times.splice(0, drop);
+    } else {
+      times = [];
+      this.hits.set(key, times);
+    }
+    // [LIM-8] Never refuse while fewer than N counted requests lie in the window; [LIM-9] refuse at N or more.
+    if (times.length >= this.limit) {
+      const oldest = times[times.length - this.limit]!;
+      // [LIM-10] At least 1 ms: the moment the oldest counted request leaves the window, this one would pass.
+      return { ok: false, retryAfterMs: Math.max(1, oldest + this.windowMs - now) };
+    }
+    times.push(now);
+    return { ok: true };
+  }
+
+  /** Like `take`, but throws the protocol's RATE_LIMITED error [ERR-4]. */
+  enforce(key: string, what: string): void {
+    const decision = this.take(key);
+    if (!decision.ok) {
+      throw new ProtocolError('RATE_LIMITED', `too many ${what}; retry in ${decision.retryAfterMs} ms`, {
+        retryAfterMs: decision.retryAfterMs,
+      });
+    }
+  }
+
+  /** Number of keys currently tracked (for tests and metrics). */
+  get size(): number {
+    return this.hits.size;
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < this.windowMs) return;
+    this.lastSweep = now;
+    const cutoff = now - this.windowMs;
+    for (const [key, times] of this.hits) {
+      if (times.length === 0 || times[times.length - 1]! <= cutoff) this.hits.delete(key);
+    }
+  }
+}
+
+/** The limiters of the HTTP API, one per limit of section 6.5 that concerns HTTP requests. */
+export interface HttpRateLimits {
+  /** `registrationsPerMinute`: POST /v1/accounts and POST /v1/devices per source address [IDN-8]. */
+  registrations: SlidingWindowLimiter;
+  /** `prekeyFetchesPerMinute`: GET /v1/users/{userId}/keys per requesting device [PKY-17]. */
+  prekeyFetches: SlidingWindowLimiter;
+  /** `usernameLookupsPerMinute` (server option): GET /v1/usernames/{username} per requesting device [SEC-6]. */
+  usernameLookups: SlidingWindowLimiter;
+}
+
+export function createHttpRateLimits(config: Pick<ServerConfig, 'limits' | 'usernameLookupsPerMinute'>, now: () => number): HttpRateLimits {
+  return {
+    registrations: new SlidingWindowLimiter(config.limits.registrationsPerMinute, now),
+    prekeyFetches: new SlidingWindowLimiter(config.limits.prekeyFetchesPerMinute, now),
+    usernameLookups: new SlidingWindowLimiter(config.usernameLookupsPerMinute ?? DEFAULT_USERNAME_LOOKUPS_PER_MINUTE, now),
+  };
+}

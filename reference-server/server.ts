@@ -1,0 +1,152 @@
+// Starting and stopping the reference server: checks the configuration, opens the store, serves the HTTP API and the
+// WebSocket gateway on one listener (http, or https with --tls-cert/--tls-key), registers the core metrics, and shuts
+// down gracefully: stop accepting, close the sessions with SERVER_RESTART [KAL-13], let in-flight requests finish,
+// close the store.
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { configProblems, type ServerConfig } from './config.ts';
+import type { HubEvents, Logger, ServerContext } from './context.ts';
+import { createHttpApi } from './http/api.ts';
+import { createLogger } from './logger.ts';
+import { LATENCY_BUCKETS, MetricsRegistry } from './metrics.ts';
+import { attachGateway } from './session/gateway.ts';
+import { openLogStore } from './store/log/log-store.ts';
+import type { Store } from './store/store.ts';
+
+export interface StartOptions {
+  /** A store to serve instead of opening the log store in `config.dataDir`. The server closes it on close(). */
+  store?: Store;
+  log?: Logger;
+  /** The clock (milliseconds since the epoch); Date.now by default. */
+  now?: () => number;
+}
+
+export interface RunningServer {
+  /** `http://host:port`, or `https://…` with TLS; the port is the one actually bound (port 0 = ephemeral). */
+  url: string;
+  port: number;
+  ctx: ServerContext;
+  /** Graceful shutdown; idempotent. */
+  close(): Promise<void>;
+}
+
+/** The configuration cannot be served; `problems` lists every one found, not only the first. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly problems: string[]) {
+    super(`invalid server configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+
+function registerCoreMetrics(metrics: MetricsRegistry) {
+  const fsyncSeconds = metrics.histogram('tickwire_store_fsync_duration_seconds', 'Time of one group-commit fsync of the store log.', LATENCY_BUCKETS);
+  const batchRecords = metrics.histogram('tickwire_store_fsync_batch_records', 'Records made durable by one fsync (group commit batch size).', BATCH_BUCKETS);
+  const syncedBytes = metrics.counter('tickwire_store_fsync_bytes_total', 'Bytes made durable by fsync.');
+  metrics.gauge('tickwire_process_resident_memory_bytes', 'Resident set size of the server process.', () => process.memoryUsage.rss());
+  metrics.gauge('tickwire_process_heap_used_bytes', 'V8 heap in use.', () => process.memoryUsage().heapUsed);
+  return (info: { durationMs: number; records: number; bytes: number }) => {
+    fsyncSeconds.observe(info.durationMs / 1000);
+    batchRecords.observe(info.records);
+    syncedBytes.inc(undefined, info.bytes);
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolveListen, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolveListen(server.address() as AddressInfo);
+    });
+  });
+}
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
+  const problems = configProblems(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  const log = options.log ?? createLogger(config.logLevel);
+  const metrics = new MetricsRegistry();
+  const onSync = registerCoreMetrics(metrics);
+  // TLS material is read before the store opens, so a bad path fails without touching the data directory.
+  const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
+  const store = options.store ?? (await openLogStore(resolve(config.dataDir), { onSync }));
+
+  const ctx: ServerContext = { config, store, metrics, log, now: options.now ?? Date.now, hub: new EventEmitter<HubEvents>() };
+  let closing = false;
+  const api = createHttpApi(ctx, { closing: () => closing });
+  const server: Server = tls ? createHttpsServer(tls, api.listener) : createHttpServer(api.listener);
+  // Slow-loris protection: a client gets this long to send its headers and its whole request.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+
+  metrics.gauge('tickwire_store_accounts', 'Accounts in the store.', () => store.stats().accounts);
+  metrics.gauge('tickwire_store_devices', 'Devices in the store.', () => store.stats().devices);
+  metrics.gauge('tickwire_store_queued_items', 'Items waiting in device queues.', () => store.stats().queuedItems);
+
+  // The gateway takes the 'upgrade' events of /v1/ws and registers its own metrics (tickwire_ws_sessions and more).
+  // A successful hello is an authentication too: it sets the device's lastSeenAt in device lists [IDN-23].
+  const gateway = attachGateway(server, ctx, { onAuthenticated: (device, at) => api.deps.lastSeen.touch(device, at) });
+
+  // [DLV-32] [DLV-33] Items older than retentionSec may go; sweep once a minute (and once at start).
+  const expired = metrics.counter('tickwire_messages_expired_total', 'Queue items removed by retention expiry.');
+  const sweep = () => {
+    if (closing) return;
+    const cutoff = ctx.now() - config.limits.retentionSec * 1000;
+    store.expire(cutoff).then(
+      (count) => {
+        if (count > 0) {
+          expired.inc(undefined, count);
+          log.info('store.expired', { count });
+        }
+      },
+      (error: unknown) => log.warn('store.expire_failed', { error }),
+    );
+  };
+  const sweeper = setInterval(sweep, 60_000);
+  sweeper.unref();
+  sweep();
+
+  let address: AddressInfo;
+  try {
+    address = await listen(server, config.port, config.host);
+  } catch (error) {
+    await gateway.shutdown().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+  const host = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
+  const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
+  log.info('server.listening', { url, dataDir: options.store ? undefined : resolve(config.dataDir), tls: Boolean(tls) });
+
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      // /healthz answers 503 from here on, so that balancers drain us while in-flight work finishes.
+      closing = true;
+      clearInterval(sweeper);
+      log.info('server.closing', {});
+      const stopped = new Promise<void>((done) => server.close(() => done()));
+      server.closeIdleConnections();
+      // [KAL-13] Every session gets SERVER_RESTART and close code 1012; the gateway stops taking new ones first.
+      await gateway.shutdown().catch((error: unknown) => log.error('server.gateway_shutdown_failed', { error }));
+      await Promise.race([stopped, delay(config.shutdownGraceMs)]);
+      server.closeAllConnections();
+      await Promise.race([stopped, delay(1000)]);
+      await store.close().catch((error: unknown) => log.error('server.store_close_failed', { error }));
+      log.info('server.closed', {});
+    })();
+    return closed;
+  };
+
+  return { url, port: address.port, ctx, close };
+}
