@@ -58,12 +58,9 @@ export async function processSend(frame: SendFrame, sender: DeviceAddress, deps:
   try {
     if (oversize) {
       // [MSG-2] Deduplication (2) comes before the envelope size (3): a resend of an accepted message is answered as
-      // a duplicate whatever its envelopes [MSG-14]. The store de-duplicates first and, for an unknown key, must not
-      // enqueue an oversized envelope, so it is asked with no envelopes: that can only be a duplicate or a refusal
-      // (an empty envelope set never matches a device set, and an empty D is STALE_DEVICES [MSG-7]).
-      const probe = await deps.store.enqueueMessage({ ...input, envelopes: [] }, dedupeWindowMs, deps.limits.maxQueueItems);
-      if (probe.status === 'duplicate') return sendOk(frame, probe.serverTime, true);
-      return oversize;
+      // a duplicate whatever its envelopes [MSG-14].
+      const original = await deps.store.findDuplicate(input.from, input.messageId, input.serverTime);
+      return original ? sendOk(frame, original.serverTime, true) : oversize;
     }
     const result = await deps.store.enqueueMessage(input, dedupeWindowMs, deps.limits.maxQueueItems);
     switch (result.status) {

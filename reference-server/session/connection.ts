@@ -57,6 +57,8 @@ export class Connection implements RegisteredSession, PresenceSession {
   /** Requests received and not yet answered [TRN-37]. */
   private pending = 0;
   private chain: Promise<void> = Promise.resolve();
+  /** send_ok answers in receive order, while the sends themselves overlap [TRN-35]. */
+  private sendAnswers: Promise<void> = Promise.resolve();
   private queuedTasks = 0;
   /** Data messages received while the hello is being decided [AUT-19]. */
   private held: Array<{ data: RawData; isBinary: boolean }> = [];
@@ -98,7 +100,7 @@ export class Connection implements RegisteredSession, PresenceSession {
 
   /** Resolves once the socket has closed and every effect already started has finished. */
   settled(): Promise<void> {
-    return Promise.all([this.closed, this.chain]).then(() => undefined);
+    return Promise.all([this.closed, this.chain, this.sendAnswers]).then(() => undefined);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -181,7 +183,19 @@ export class Connection implements RegisteredSession, PresenceSession {
         return;
       case 'send': {
         const receivedAt = this.services.ctx.now();
-        return this.request(frame.id, () => processSend(frame, this.address, this.requestDeps()), (answer) => this.observeSend(answer, receivedAt));
+        this.pending++;
+        // The store stages operations in call order, so issuing each send in turn is enough for [TRN-34]; waiting for
+        // durability overlaps with the next frames, so one connection's sends share group commits. The answers
+        // still leave in receive order [TRN-35] through their own chain.
+        return this.enqueue(async () => {
+          const answer = processSend(frame, this.address, this.requestDeps()).catch((error: unknown) => this.storeFailure(error));
+          const answered = this.sendAnswers.then(async () => {
+            const result = await answer;
+            this.observeSend(result, receivedAt);
+            this.reply(frame.id, result, true);
+          });
+          this.sendAnswers = answered.catch((error: unknown) => this.internalError(error));
+        });
       }
       case 'receipt':
         return this.request(frame.id, () => processReceipt(frame, this.address, this.requestDeps()));

@@ -148,7 +148,12 @@ export interface Store {
   // Queues [MSG] [DLV] [RCP]
   /** Checks the device list, de-duplicates, and enqueues one item per envelope, all or nothing. */
   enqueueMessage(input: EnqueueMessageInput, dedupeWindowMs: number, maxQueueItems: number): Promise<EnqueueMessageResult>;
-  /** Enqueues a read receipt item for `to` [RCP-10] [RCP-11]. */
+  /**
+   * The acceptance time of an earlier durable send with this deduplication key, if it is still remembered [MSG-14].
+   * Lets the server answer a resend as a duplicate before checks that come after deduplication (MSG-2).
+   */
+  findDuplicate(from: DeviceAddress, messageId: string, now: number): Promise<{ serverTime: number } | undefined>;
+    /** Enqueues a read receipt item for `to` [RCP-10] [RCP-11]. */
   enqueueReceipt(
     to: DeviceAddress,
     receipt: Omit<ReceiptItemRecord, 'seq'>,

@@ -104,6 +104,7 @@ export class LogStore implements Store {
   private inflight = 0;
   private idleWaiters: Array<() => void> = [];
   private gate: Promise<void> | undefined;
+  private admissions: Promise<void> = Promise.resolve();
   private closed = false;
   private checkpointing = false;
   recovery!: RecoveryReport;
@@ -133,10 +134,19 @@ export class LogStore implements Store {
   // ---------------------------------------------------------------------------------------------------------------
   // Appending
 
-  private async enter(): Promise<void> {
-    if (this.closed) throw new StoreUnavailableError('the store is closed');
-    while (this.gate) await this.gate;
-    if (this.closed) throw new StoreUnavailableError('the store is closed');
+  /**
+   * Admits an operation. Admissions resolve strictly in call order, and an operation stages its change synchronously
+   * once admitted, so changes are staged in the order the operations were called: a connection may issue its sends
+   * without waiting for the previous one to be durable and still get them enqueued in receive order [TRN-34].
+   */
+  private enter(): Promise<void> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('the store is closed'));
+    const ticket = this.admissions.then(async () => {
+      while (this.gate) await this.gate;
+      if (this.closed) throw new StoreUnavailableError('the store is closed');
+    });
+    this.admissions = ticket.catch(() => undefined);
+    return ticket;
   }
 
   /**
@@ -432,6 +442,15 @@ export class LogStore implements Store {
       settle(false);
       throw error;
     }
+  }
+
+  async findDuplicate(from: DeviceAddress, messageId: string, now: number): Promise<{ serverTime: number } | undefined> {
+    await this.enter();
+    const seen = this.dedupe.get(dedupeKey(from, messageId));
+    if (!seen || seen.forgetAfter <= now) return undefined;
+    // [MSG-17] Never report a duplicate before the original is durable.
+    if (seen.durable && !(await seen.durable)) return undefined;
+    return { serverTime: seen.serverTime };
   }
 
   async enqueueReceipt(

@@ -233,3 +233,18 @@ t.test('kill -9 mid-burst: every send acknowledged as durable is in the queue af
     await store.close();
   }
 });
+
+t.test('operations issued without waiting are staged in call order, even across checkpoints', async (t) => {
+  const store = await withStore(t, freshDir(), { checkpointEveryBytes: 4096 });
+  const { alice, bob } = await twoUsers(store);
+  const calls = Array.from({ length: 500 }, (_, i) =>
+    store.enqueueMessage({ from: alice, messageId: `order-${String(i).padStart(5, '0')}`, to: bob.userId, envelopes: [{ deviceId: 1, type: 'ratchet', body: body(`m${i}`) }], serverTime: 10 }, DAY, 10_000),
+  );
+  const results = await Promise.all(calls);
+  const seqs = results.map((r) => (r.status === 'accepted' ? r.seqs[0]!.seq : -1));
+  t.same(seqs, Array.from({ length: 500 }, (_, i) => i + 1), 'the n-th call got the n-th seq');
+  const duplicate = await store.findDuplicate(alice, 'order-00007', 20);
+  t.same(duplicate, { serverTime: 10 }, 'findDuplicate reports an accepted send');
+  t.equal(await store.findDuplicate(alice, 'order-99999', 20), undefined);
+  t.equal(await store.findDuplicate(alice, 'order-00007', 10 + DAY), undefined, 'and forgets it after the window');
+});
