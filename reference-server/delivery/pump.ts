@@ -274,7 +274,12 @@ export class DeliveryPump {
    * Applies an ack frame that passed its schema. Resolves the non-fatal error to answer, or undefined. Rejects with
    * the store's error when the removal could not be made (the caller maps StoreUnavailableError).
    */
-  async acknowledge(frame: AckFrame): Promise<ProtocolError | undefined> {
+  /**
+   * Validates and applies an `ack`. The answer (an error, or undefined) is known at once; the store's removal is
+   * issued at once, so later frames see its effect [TRN-34], and becomes durable in the background [DLV-16]: the
+   * next frame does not wait for the disk. `onStoreFailure` hears of a removal that could not be made durable.
+   */
+  acknowledge(frame: AckFrame, onStoreFailure: (error: unknown) => void): ProtocolError | undefined {
     const seqs = frame.seqs ?? [];
     // [DLV-40] (1) frame constraints: [DLV-13] more than maxAckBatch seqs is INVALID_FRAME.
     if (seqs.length > this.host.limits.maxAckBatch) {
@@ -300,19 +305,17 @@ export class DeliveryPump {
     for (const entry of targets) this.inFlight.delete(entry.item.seq);
     this.armTimer();
     this.wake();
-    try {
-      await this.host.store.acknowledge(this.host.device, targets.map((entry) => entry.item.seq), this.host.now(), this.host.limits.maxReceiptIds);
-    } catch (error) {
+    const now = this.host.now();
+    for (const entry of targets) this.host.metrics.ackLatency.observe(Math.max(0, now - entry.firstAt) / 1000);
+    this.host.store.acknowledge(this.host.device, targets.map((entry) => entry.item.seq), now, this.host.limits.maxReceiptIds).catch((error: unknown) => {
       // Nothing was removed: the items are in flight again. The window can be exceeded by what was delivered in the
       // meantime, only on this failure path; no new item goes out until acks bring it back under [DLV-8].
       if (!this.stopped) {
         for (const entry of targets) this.inFlight.set(entry.item.seq, entry);
         this.armTimer();
       }
-      throw error;
-    }
-    const now = this.host.now();
-    for (const entry of targets) this.host.metrics.ackLatency.observe(Math.max(0, now - entry.firstAt) / 1000);
+      onStoreFailure(error);
+    });
     return undefined;
   }
 }

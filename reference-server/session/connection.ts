@@ -206,8 +206,15 @@ export class Connection implements RegisteredSession, PresenceSession {
         return this.request(frame.id, async () => this.services.presence.unsubscribe(this, frame));
       case 'ack':
         return this.enqueue(async () => {
-          const error = await this.pump!.acknowledge(frame).catch((e: unknown) => this.storeFailure(e));
-          // [TRN-31] No success answer to an ack; one error when it fails.
+          // [TRN-31] No success answer to an ack; one error when it fails, now or when the removal cannot be made
+          // durable (the items are then in flight again and will be redelivered).
+          const error = this.pump!.acknowledge(frame, (failure) => {
+            try {
+              if (this.state === 'open') this.reply(frame.id, this.storeFailure(failure), false);
+            } catch (fault) {
+              this.internalError(fault);
+            }
+          });
           if (error) this.reply(frame.id, error, false);
         });
       case 'typing':

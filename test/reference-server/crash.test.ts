@@ -95,7 +95,7 @@ function burst(connection: Connection, to: Credentials, prefix: string) {
 }
 
 /** Connects `who` and collects every message item until queue_empty and `expected` ids have arrived. */
-async function drain(url: string, who: Credentials, expected: Set<string>, timeoutMs = 30_000): Promise<MessageItem[]> {
+async function drain(url: string, who: Credentials, expected: Set<string>, timeoutMs = 60_000): Promise<MessageItem[]> {
   const connection = await Connection.connect(url, who, { receiveMax: 1000 });
   const items: MessageItem[] = [];
   const seen = new Set<string>();
