@@ -210,20 +210,28 @@ export class DeliveryPump {
       batch = [];
       bytes = FRAME_OVERHEAD;
     };
-    entries.forEach((entry, index) => {
+    // Counted per frame rather than per item: the metric's label handling would otherwise cost more than the item.
+    const counts = new Map<string, { kind: string; redelivered: string; n: number }>();
+    for (let index = 0; index < entries.length; index++) {
+      const entry = entries[index]!;
       const flag = redelivered[index] ?? false;
       const text = JSON.stringify(toWire(entry.item, flag));
-      const size = Buffer.byteLength(text) + (batch.length > 0 ? 1 : 0);
+      const length = text.length; // JSON.stringify escapes nothing outside ASCII in these items: base64, ids, numbers
+      const size = (length === Buffer.byteLength(text) ? length : Buffer.byteLength(text)) + (batch.length > 0 ? 1 : 0);
       if (batch.length >= maxDeliverBatch || (batch.length > 0 && bytes + size > maxFrameBytes)) flush();
       // [LIM-3] guarantees that one item of the largest envelope fits a frame; anything else would be a store fault.
       if (batch.length === 0 && FRAME_OVERHEAD + size > maxFrameBytes) {
         this.host.log.error('delivery.item_too_large', { seq: entry.item.seq, bytes: size });
       }
+      bytes += batch.length > 0 ? size : size;
       batch.push(text);
-      bytes += Buffer.byteLength(text) + (batch.length > 1 ? 1 : 0);
-      this.host.metrics.itemsDelivered.inc({ kind: entry.item.kind, redelivered: String(flag) });
-    });
+      const key = `${entry.item.kind}/${flag}`;
+      const count = counts.get(key);
+      if (count) count.n++;
+      else counts.set(key, { kind: entry.item.kind, redelivered: String(flag), n: 1 });
+    }
     flush();
+    for (const { kind, redelivered: flag, n } of counts.values()) this.host.metrics.itemsDelivered.inc({ kind, redelivered: flag }, n);
   }
 
   // ---------------------------------------------------------------------------------------------------------------
