@@ -4,11 +4,22 @@ import type { Counter, Gauge, Histogram, Labels, Metrics } from './context.ts';
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
+// Label sets repeat endlessly on hot paths (a frame type, an error code), so their rendered keys are memoised by a
+// cheap concatenation of the raw names and values; the cache is bounded so that unexpected cardinality cannot grow it.
+const labelKeys = new Map<string, string>();
+const MAX_CACHED_LABEL_SETS = 10_000;
+
 function labelKey(labels: Labels | undefined): string {
   if (!labels) return '';
+  let raw = '';
+  for (const k in labels) raw += `${k}\u0001${labels[k]}\u0002`;
+  if (raw === '') return '';
+  const cached = labelKeys.get(raw);
+  if (cached !== undefined) return cached;
   const keys = Object.keys(labels).sort();
-  if (keys.length === 0) return '';
-  return keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',');
+  const key = keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',');
+  if (labelKeys.size < MAX_CACHED_LABEL_SETS) labelKeys.set(raw, key);
+  return key;
 }
 
 function escapeLabel(value: string): string {

@@ -105,6 +105,8 @@ export class Connection {
   private readonly answerPings: boolean;
   private nextId = 1;
   private closeInfo: CloseInfo | undefined;
+  /** Frames received right after welcome, replayed on the next macrotask (see holdUntilNextTurn). */
+  private held: Array<[RawData, boolean]> | undefined;
 
   private constructor(socket: WebSocket, options: OpenOptions) {
     this.socket = socket;
@@ -158,7 +160,10 @@ export class Connection {
     });
   }
 
-  /** Opens the WebSocket and authenticates with `hello`; resolves once `welcome` arrived. */
+  /**
+   * Opens the WebSocket and authenticates with `hello`; resolves once `welcome` arrived. Handlers attached right after
+   * `await Connection.connect(...)` (before the next macrotask) see every frame that followed `welcome`.
+   */
   static async connect(url: string, credentials: Credentials, options: ConnectOptions = {}): Promise<Connection> {
     const connection = await Connection.open(url, options);
     try {
@@ -290,11 +295,24 @@ export class Connection {
     this.socket.terminate();
   }
 
+  private holdUntilNextTurn(): void {
+    this.held = [];
+    setImmediate(() => {
+      const held = this.held ?? [];
+      this.held = undefined;
+      for (const [data, isBinary] of held) this.receive(data, isBinary);
+    });
+  }
+
   private elapsed(): number {
     return Math.round((performance.now() - this.openedAt) * 1000) / 1000;
   }
 
   private receive(data: RawData, isBinary: boolean): void {
+    if (this.held) {
+      this.held.push([data, isBinary]);
+      return;
+    }
     const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
     let frame: unknown;
     try {
@@ -336,6 +354,9 @@ export class Connection {
         this.pending.delete(id);
         clearTimeout(pending.timer);
         pending.resolve(typed);
+        // A server often sends its first pushes (queue_empty, deliver) in the same packet as welcome. Hold what
+        // follows welcome until the next macrotask, so that handlers attached right after `await connect()` see it.
+        if (typed.type === 'welcome') this.holdUntilNextTurn();
       }
     }
     const set = this.handlers.get(typed.type);

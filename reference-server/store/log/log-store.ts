@@ -96,6 +96,8 @@ export class LogStore implements Store {
   private cached: StoredMessage[] = [];
   private cachedHead = 0;
   private cachedBytes = 0;
+  /** Items in `cached` that still hold their body. */
+  private cachedCount = 0;
   private readonly cacheBytes: number;
   private readonly checkpointEveryBytes: number;
   private log!: SegmentLog;
@@ -165,8 +167,9 @@ export class LogStore implements Store {
         undo();
         throw error instanceof StoreUnavailableError ? error : new StoreUnavailableError((error as Error).message);
       }
-      this.bytesSinceCheckpoint += payload.length + 9;
-      return onDurable({ lsn, size: payload.length + 9 });
+      const size = Buffer.byteLength(payload, 'utf8') + 9;
+      this.bytesSinceCheckpoint += size;
+      return onDurable({ lsn, size });
     } finally {
       this.inflight--;
       if (this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
@@ -367,18 +370,19 @@ export class LogStore implements Store {
     const user = this.users.get(input.to);
     if (!user) return { status: 'unknown-user' };
     // [MSG-6] [MSG-7]: the envelopes must address exactly the current devices (less the sender's own).
-    const expected = [...user.devices.keys()].filter((id) => !(input.to === input.from.userId && id === input.from.deviceId));
-    const given = new Set(input.envelopes.map((e) => e.deviceId));
-    const missing = expected.filter((id) => !given.has(id)).sort((a, b) => a - b);
-    const extra = [...given].filter((id) => !expected.includes(id)).sort((a, b) => a - b);
-    if (missing.length > 0 || extra.length > 0 || expected.length === 0) {
+    if (!this.addressesExactly(user, input)) {
+      const toSelf = input.to === input.from.userId;
+      const expected = [...user.devices.keys()].filter((id) => !(toSelf && id === input.from.deviceId));
+      const given = new Set(input.envelopes.map((e) => e.deviceId));
+      const missing = expected.filter((id) => !given.has(id)).sort((a, b) => a - b);
+      const extra = [...given].filter((id) => !expected.includes(id)).sort((a, b) => a - b);
       return { status: 'stale-devices', missing, extra: expected.length === 0 ? [...given].sort((a, b) => a - b) : extra };
     }
-    const full = input.envelopes
-      .filter((e) => user.devices.get(e.deviceId)!.queue.size >= maxQueueItems)
-      .map((e) => e.deviceId)
-      .sort((a, b) => a - b);
-    if (full.length > 0) return { status: 'queue-full', deviceIds: full };
+    let full: number[] | undefined;
+    for (const envelope of input.envelopes) {
+      if (user.devices.get(envelope.deviceId)!.queue.size >= maxQueueItems) (full ??= []).push(envelope.deviceId);
+    }
+    if (full) return { status: 'queue-full', deviceIds: full.sort((a, b) => a - b) };
 
     const record: MessageRecord = {
       from: input.from,
@@ -451,6 +455,19 @@ export class LogStore implements Store {
     // [MSG-17] Never report a duplicate before the original is durable.
     if (seen.durable && !(await seen.durable)) return undefined;
     return { serverTime: seen.serverTime };
+  }
+
+  /** Whether the envelopes name each current device of `user` once, without the sender's own device. */
+  private addressesExactly(user: UserState, input: EnqueueMessageInput): boolean {
+    const toSelf = input.to === input.from.userId;
+    const expected = user.devices.size - (toSelf && user.devices.has(input.from.deviceId) ? 1 : 0);
+    if (expected === 0 || input.envelopes.length !== expected) return false;
+    for (let i = 0; i < input.envelopes.length; i++) {
+      const id = input.envelopes[i]!.deviceId;
+      if (!user.devices.has(id) || (toSelf && id === input.from.deviceId)) return false;
+      for (let j = 0; j < i; j++) if (input.envelopes[j]!.deviceId === id) return false;
+    }
+    return true;
   }
 
   async enqueueReceipt(
@@ -573,7 +590,7 @@ export class LogStore implements Store {
       devices += user.devices.size;
       for (const device of user.devices.values()) queuedItems += device.queue.size;
     }
-    return { accounts: this.users.size, devices, queuedItems, cachedItems: this.cached.length - this.cachedHead };
+    return { accounts: this.users.size, devices, queuedItems, cachedItems: this.cachedCount };
   }
 
   async close(): Promise<void> {
@@ -720,8 +737,16 @@ export class LogStore implements Store {
     this.ref(item.lsn, -1);
     if (item.body !== undefined) {
       this.cachedBytes -= item.bodyLength;
+      this.cachedCount--;
       item.body = undefined;
+      // The eviction list keeps released items until it is compacted; compact before it holds mostly dead entries.
+      if (this.cached.length - this.cachedHead > 2 * this.cachedCount + 4096) this.compactCache();
     }
+  }
+
+  private compactCache(): void {
+    this.cached = this.cached.slice(this.cachedHead).filter((i) => i.body !== undefined);
+    this.cachedHead = 0;
   }
 
   private releaseRemoved(item: StoredItem | undefined): void {
@@ -732,6 +757,7 @@ export class LogStore implements Store {
     if (item.body === undefined) return;
     this.cached.push(item);
     this.cachedBytes += item.bodyLength;
+    this.cachedCount++;
   }
 
   private evictIfNeeded(): void {
@@ -739,13 +765,11 @@ export class LogStore implements Store {
       const item = this.cached[this.cachedHead++]!;
       if (item.body !== undefined) {
         this.cachedBytes -= item.bodyLength;
+        this.cachedCount--;
         item.body = undefined;
       }
     }
-    if (this.cachedHead > 4096 && this.cachedHead * 2 > this.cached.length) {
-      this.cached = this.cached.slice(this.cachedHead).filter((i) => i.body !== undefined);
-      this.cachedHead = 0;
-    }
+    if (this.cachedHead > 4096 && this.cachedHead * 2 > this.cached.length) this.compactCache();
   }
 
   private bodyOf(item: StoredMessage, deviceId: number): string {

@@ -15,14 +15,17 @@ export const HEADER_BYTES = 8;
 /** A record larger than this is refused on write and treated as corruption on read. */
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
-export function encodeRecord(type: number, payload: Buffer): Buffer {
+/** Frames a payload given as bytes, or as text (written as UTF-8 straight into the record, saving a copy). */
+export function encodeRecord(type: number, payload: Buffer | string): Buffer {
   if (!Number.isInteger(type) || type < 0 || type > 255) throw new RangeError(`record type ${type} is not a byte`);
-  const length = 1 + payload.length;
+  const payloadLength = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
+  const length = 1 + payloadLength;
   if (length > MAX_RECORD_BYTES) throw new RangeError(`record of ${length} bytes exceeds ${MAX_RECORD_BYTES}`);
   const out = Buffer.allocUnsafe(HEADER_BYTES + length);
   out.writeUInt32LE(length, 0);
   out[HEADER_BYTES] = type;
-  payload.copy(out, HEADER_BYTES + 1);
+  if (typeof payload === 'string') out.write(payload, HEADER_BYTES + 1, 'utf8');
+  else payload.copy(out, HEADER_BYTES + 1);
   out.writeUInt32LE(crc32(out.subarray(HEADER_BYTES)), 4);
   return out;
 }

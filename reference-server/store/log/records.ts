@@ -84,8 +84,9 @@ export interface ExpireRecord {
   items: Array<[string, number, number]>;
 }
 
-export function encodePayload(value: unknown): Buffer {
-  return Buffer.from(JSON.stringify(value), 'utf8');
+/** The payload as JSON text; the log writes it as UTF-8 straight into the record. */
+export function encodePayload(value: unknown): string {
+  return JSON.stringify(value);
 }
 
 export function decodePayload<T>(payload: Buffer): T {

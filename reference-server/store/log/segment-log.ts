@@ -171,7 +171,7 @@ export class SegmentLog {
   }
 
   /** Appends one record; resolves with its LSN once it is durable. */
-  append(type: number, payload: Buffer): Promise<Lsn> {
+  append(type: number, payload: Buffer | string): Promise<Lsn> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.closed) return Promise.reject(new StoreUnavailableError('the log is closed'));
     let record: Buffer;
