@@ -92,6 +92,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   metrics.gauge('tickwire_store_accounts', 'Accounts in the store.', () => store.stats().accounts);
   metrics.gauge('tickwire_store_devices', 'Devices in the store.', () => store.stats().devices);
   metrics.gauge('tickwire_store_queued_items', 'Items waiting in device queues.', () => store.stats().queuedItems);
+  metrics.gauge('tickwire_store_max_queue_depth', 'Items in the longest device queue.', () => store.stats().maxQueueDepth);
+  metrics.gauge('tickwire_store_cached_bodies', 'Message bodies held in memory (the rest are read back from the log).', () => store.stats().cachedItems);
 
   // The gateway takes the 'upgrade' events of /v1/ws and registers its own metrics (tickwire_ws_sessions and more).
   // A successful hello is an authentication too: it sets the device's lastSeenAt in device lists [IDN-23].

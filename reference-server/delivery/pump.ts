@@ -183,6 +183,7 @@ export class DeliveryPump {
       this.host.memory.recordDelivery(this.host.device, item.seq);
       this.delivered.add(item.seq);
       const entry: InFlight = { item, firstAt: now, redeliveries: 0, dueAt: now + redeliveryDelayMs(1, this.host.limits) };
+      if (item.kind === 'message' && !flags[flags.length - 1]) this.host.metrics.deliveryLatency.observe(Math.max(0, now - item.serverTime) / 1000);
       this.inFlight.set(item.seq, entry);
       entries.push(entry);
     }

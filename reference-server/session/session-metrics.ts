@@ -12,6 +12,7 @@ export interface SessionMetrics {
   ephemeralDropped: Counter;
   ackLatency: Histogram;
   sendLatency: Histogram;
+  deliveryLatency: Histogram;
   deliverBatch: Histogram;
 }
 
@@ -29,6 +30,7 @@ export function sessionMetrics(metrics: Metrics, sessionCount: () => number): Se
     ephemeralDropped: metrics.counter('tickwire_ws_ephemeral_dropped_total', 'Presence and typing pushes dropped on a congested connection'),
     ackLatency: metrics.histogram('tickwire_ack_latency_seconds', 'Time from the first delivery of an item on a session to its acknowledgement', LATENCY_BUCKETS),
     sendLatency: metrics.histogram('tickwire_send_durable_latency_seconds', 'Time from receiving a send to its durable acceptance', LATENCY_BUCKETS),
+    deliveryLatency: metrics.histogram('tickwire_delivery_latency_seconds', 'Time from the acceptance of a message to its first delivery on a session (includes time the device spent offline)', LATENCY_BUCKETS),
     deliverBatch: metrics.histogram('tickwire_deliver_batch_items', 'Items per deliver frame', BATCH_BUCKETS),
   };
 }

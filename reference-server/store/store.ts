@@ -102,6 +102,8 @@ export interface StoreStats {
   accounts: number;
   devices: number;
   queuedItems: number;
+  /** Items in the longest device queue. */
+  maxQueueDepth: number;
   /** Items whose body is held in memory (the rest are read back from disk on delivery). */
   cachedItems: number;
 }

@@ -586,11 +586,15 @@ export class LogStore implements Store {
   stats(): StoreStats {
     let devices = 0;
     let queuedItems = 0;
+    let maxQueueDepth = 0;
     for (const user of this.users.values()) {
       devices += user.devices.size;
-      for (const device of user.devices.values()) queuedItems += device.queue.size;
+      for (const device of user.devices.values()) {
+        queuedItems += device.queue.size;
+        if (device.queue.size > maxQueueDepth) maxQueueDepth = device.queue.size;
+      }
     }
-    return { accounts: this.users.size, devices, queuedItems, cachedItems: this.cachedCount };
+    return { accounts: this.users.size, devices, queuedItems, maxQueueDepth, cachedItems: this.cachedCount };
   }
 
   async close(): Promise<void> {
