@@ -22,10 +22,10 @@ import type {
   StoreEvent,
   StoreStats,
 } from '../store.ts';
-import { readCheckpoint, writeCheckpoint, type Checkpoint, type CheckpointUser } from './checkpoint.ts';
+import { readCheckpoint, writeCheckpoint } from './checkpoint.ts';
 import { DeviceQueue, enqueuedAtOf, toQueueItem, type StoredItem, type StoredMessage, type StoredReceipt } from './device-queue.ts';
+import { accountOf, dedupeKey, receiptItem, StoreState, type DedupeEntry, type UserState } from './state.ts';
 import {
-  decodePayload,
   encodePayload,
   RecordType,
   type AckRecord,
@@ -51,54 +51,10 @@ export interface LogStoreOptions {
   onSync?: SegmentLogOptions['onSync'];
 }
 
-interface DeviceState {
-  record: DeviceRecord;
-  preKeys: Map<number, PreKey>;
-  queue: DeviceQueue;
-}
-
-interface UserState {
-  userId: string;
-  username: string;
-  createdAt: number;
-  nextDeviceId: number;
-  devices: Map<number, DeviceState>;
-  /** Links staged but not yet durable, counted against maxDevicesPerUser. */
-  linking: number;
-}
-
-interface DedupeEntry {
-  serverTime: number;
-  forgetAfter: number;
-  /** Set while the original send is not yet durable [MSG-17]. */
-  durable: Promise<boolean> | undefined;
-}
-
-interface LinkCode {
-  userId: string;
-  /** The device that obtained the code; deleting it invalidates the code. */
-  deviceId: number;
-  expiresAt: number;
-}
-
-const dedupeKey = (from: DeviceAddress, messageId: string) => `${from.userId}.${from.deviceId}/${messageId}`;
 
 export class LogStore implements Store {
-  private readonly users = new Map<string, UserState>();
-  private readonly usernames = new Map<string, string>();
-  /** Link codes are ephemeral (spec 4.14): kept in memory only. */
-  private readonly linkCodes = new Map<string, LinkCode>();
-  private readonly dedupe = new Map<string, DedupeEntry>();
+  private readonly state: StoreState;
   private readonly listeners = new Set<(event: StoreEvent) => void>();
-  /** Live message items per segment: a sealed segment with none, older than the checkpoint, can be deleted. */
-  private readonly segmentRefs = new Map<number, number>();
-  /** Message items whose body is cached, oldest first, for eviction. */
-  private cached: StoredMessage[] = [];
-  private cachedHead = 0;
-  private cachedBytes = 0;
-  /** Items in `cached` that still hold their body. */
-  private cachedCount = 0;
-  private readonly cacheBytes: number;
   private readonly checkpointEveryBytes: number;
   private log!: SegmentLog;
   private checkpointLsn: Lsn = 0;
@@ -112,7 +68,7 @@ export class LogStore implements Store {
   recovery!: RecoveryReport;
 
   private constructor(private readonly dir: string, options: LogStoreOptions) {
-    this.cacheBytes = options.cacheBytes ?? 256 * 1024 * 1024;
+    this.state = new StoreState(options.cacheBytes ?? 256 * 1024 * 1024);
     this.checkpointEveryBytes = options.checkpointEveryBytes ?? 64 * 1024 * 1024;
   }
 
@@ -120,16 +76,20 @@ export class LogStore implements Store {
     mkdirSync(dir, { recursive: true });
     const store = new LogStore(dir, options);
     const checkpoint = readCheckpoint(dir);
-    if (checkpoint) store.loadCheckpoint(checkpoint);
+    if (checkpoint) {
+      store.state.restore(checkpoint);
+      store.checkpointLsn = checkpoint.lsn;
+    }
     const logOptions: SegmentLogOptions = {};
     if (options.segmentBytes !== undefined) logOptions.segmentBytes = options.segmentBytes;
     if (options.onSync !== undefined) logOptions.onSync = options.onSync;
     const { log, report } = await SegmentLog.open(dir, logOptions, store.checkpointLsn, (record) =>
-      store.replay(record.type, record.payload, record.lsn, record.size),
+      store.state.replay(record.type, record.payload, record.lsn, record.size),
     );
     store.log = log;
+    store.state.readRecord = (lsn, size) => log.readRecord(lsn, size);
     store.recovery = report;
-    store.evictIfNeeded();
+    store.state.evictIfNeeded();
     return store;
   }
 
@@ -192,14 +152,14 @@ export class LogStore implements Store {
 
   async createAccount(username: string, device: NewDevice, now: number): Promise<{ userId: string; deviceId: number } | undefined> {
     await this.enter();
-    if (this.usernames.has(username)) return undefined;
+    if (this.state.usernames.has(username)) return undefined;
     let userId: string;
     do userId = randomBytes(16).toString('base64url');
-    while (this.users.has(userId));
+    while (this.state.users.has(userId));
     const record: RegisterRecord = { userId, username, createdAt: now, device: this.devicePayload(userId, 1, device, now) };
-    this.usernames.set(username, userId); // reserve against a concurrent registration of the same name
-    return this.commit(RecordType.register, record, () => this.usernames.delete(username), () => {
-      this.applyRegister(record);
+    this.state.usernames.set(username, userId); // reserve against a concurrent registration of the same name
+    return this.commit(RecordType.register, record, () => this.state.usernames.delete(username), () => {
+      this.state.applyRegister(record);
       return { userId, deviceId: 1 };
     });
   }
@@ -220,9 +180,9 @@ export class LogStore implements Store {
 
   async createLinkCode(userId: string, codeHash: string, expiresAt: number, byDeviceId = 0): Promise<void> {
     await this.enter();
-    if (!this.users.has(userId)) return;
+    if (!this.state.users.has(userId)) return;
     // Remember which device obtained the code, so that deleting that device invalidates it.
-    this.linkCodes.set(codeHash, { userId, deviceId: byDeviceId, expiresAt });
+    this.state.linkCodes.set(codeHash, { userId, deviceId: byDeviceId, expiresAt });
   }
 
   async linkDevice(
@@ -232,15 +192,15 @@ export class LogStore implements Store {
     maxDevices: number,
   ): Promise<{ userId: string; deviceId: number } | 'invalid-code' | 'too-many-devices'> {
     await this.enter();
-    const code = this.linkCodes.get(codeHash);
+    const code = this.state.linkCodes.get(codeHash);
     if (!code || code.expiresAt <= now) {
-      if (code) this.linkCodes.delete(codeHash);
+      if (code) this.state.linkCodes.delete(codeHash);
       return 'invalid-code';
     }
-    const user = this.users.get(code.userId);
+    const user = this.state.users.get(code.userId);
     if (!user) return 'invalid-code';
     if (user.devices.size + user.linking >= maxDevices) return 'too-many-devices';
-    this.linkCodes.delete(codeHash); // consumed only by a successful link; restored if the append fails
+    this.state.linkCodes.delete(codeHash); // consumed only by a successful link; restored if the append fails
     const deviceId = user.nextDeviceId++;
     user.linking++;
     const record: LinkRecord = { device: this.devicePayload(user.userId, deviceId, device, now) };
@@ -249,11 +209,11 @@ export class LogStore implements Store {
       record,
       () => {
         user.linking--;
-        this.linkCodes.set(codeHash, code);
+        this.state.linkCodes.set(codeHash, code);
       },
       () => {
         user.linking--;
-        this.applyLink(record);
+        this.state.applyLink(record);
         return { userId: user.userId, deviceId };
       },
     );
@@ -261,31 +221,31 @@ export class LogStore implements Store {
 
   async removeDevice(address: DeviceAddress): Promise<'removed' | 'unknown-device' | 'last-device'> {
     await this.enter();
-    const user = this.users.get(address.userId);
+    const user = this.state.users.get(address.userId);
     const device = user?.devices.get(address.deviceId);
     if (!user || !device) return 'unknown-device';
     if (user.devices.size === 1) return 'last-device';
     const record: RemoveDeviceRecord = { userId: address.userId, deviceId: address.deviceId };
     return this.commit(RecordType.removeDevice, record, () => {}, () => {
-      this.applyRemoveDevice(record);
+      this.state.applyRemoveDevice(record);
       this.emit({ type: 'device-removed', device: { ...address } });
       return 'removed' as const;
     });
   }
 
   async getDevice(address: DeviceAddress): Promise<DeviceRecord | undefined> {
-    const device = this.users.get(address.userId)?.devices.get(address.deviceId);
+    const device = this.state.users.get(address.userId)?.devices.get(address.deviceId);
     return device ? { ...device.record } : undefined;
   }
 
   async getAccount(userId: string): Promise<AccountRecord | undefined> {
-    const user = this.users.get(userId);
+    const user = this.state.users.get(userId);
     return user ? accountOf(user) : undefined;
   }
 
   async findUserByUsername(username: string): Promise<AccountRecord | undefined> {
-    const userId = this.usernames.get(username);
-    const user = userId === undefined ? undefined : this.users.get(userId);
+    const userId = this.state.usernames.get(username);
+    const user = userId === undefined ? undefined : this.state.users.get(userId);
     return user ? accountOf(user) : undefined;
   }
 
@@ -294,14 +254,14 @@ export class LogStore implements Store {
 
   async setSignedPreKey(address: DeviceAddress, key: SignedPreKey): Promise<void> {
     await this.enter();
-    if (!this.device(address)) throw new RangeError('unknown device');
+    if (!this.state.device(address)) throw new RangeError('unknown device');
     const record: SignedPreKeyRecord = { ...address, key };
-    await this.commit(RecordType.signedPreKey, record, () => {}, () => this.applySignedPreKey(record));
+    await this.commit(RecordType.signedPreKey, record, () => {}, () => this.state.applySignedPreKey(record));
   }
 
   async addOneTimePreKeys(address: DeviceAddress, keys: PreKey[], maxStored: number): Promise<number | { duplicateKeyIds: number[] } | 'too-many'> {
     await this.enter();
-    const device = this.device(address);
+    const device = this.state.device(address);
     if (!device) throw new RangeError('unknown device');
     const clashes = [...new Set(keys.filter((k) => device.preKeys.has(k.keyId)).map((k) => k.keyId))].sort((a, b) => a - b);
     if (clashes.length > 0) return { duplicateKeyIds: clashes };
@@ -321,12 +281,12 @@ export class LogStore implements Store {
   }
 
   async countOneTimePreKeys(address: DeviceAddress): Promise<number> {
-    return this.device(address)?.preKeys.size ?? 0;
+    return this.state.device(address)?.preKeys.size ?? 0;
   }
 
   async takeBundles(userId: string, deviceId?: number, excludeDeviceId?: number): Promise<BundleEntry[] | 'unknown-user' | 'unknown-device'> {
     await this.enter();
-    const user = this.users.get(userId);
+    const user = this.state.users.get(userId);
     if (!user) return 'unknown-user';
     let devices = deviceId === undefined ? [...user.devices.values()] : [user.devices.get(deviceId)].filter((d) => d !== undefined);
     if (deviceId !== undefined && devices.length === 0) return 'unknown-device';
@@ -360,14 +320,14 @@ export class LogStore implements Store {
   async enqueueMessage(input: EnqueueMessageInput, dedupeWindowMs: number, maxQueueItems: number): Promise<EnqueueMessageResult> {
     await this.enter();
     const key = dedupeKey(input.from, input.messageId);
-    this.forgetOldDedupe(input.serverTime);
-    const seen = this.dedupe.get(key);
+    this.state.forgetOldDedupe(input.serverTime);
+    const seen = this.state.dedupe.get(key);
     if (seen) {
       // A resend racing its original waits until the original is durable, or retries as new if it failed [MSG-17].
       if (seen.durable && !(await seen.durable)) return this.enqueueMessage(input, dedupeWindowMs, maxQueueItems);
       return { status: 'duplicate', serverTime: seen.serverTime };
     }
-    const user = this.users.get(input.to);
+    const user = this.state.users.get(input.to);
     if (!user) return { status: 'unknown-user' };
     // [MSG-6] [MSG-7]: the envelopes must address exactly the current devices (less the sender's own).
     if (!this.addressesExactly(user, input)) {
@@ -416,14 +376,14 @@ export class LogStore implements Store {
     }
     let settle!: (ok: boolean) => void;
     const entry: DedupeEntry = { serverTime: input.serverTime, forgetAfter: record.dedupeUntil, durable: new Promise((r) => (settle = r)) };
-    this.dedupe.set(key, entry);
+    this.state.dedupe.set(key, entry);
     try {
       return await this.commit(
         RecordType.message,
         record,
         () => {
           for (const { queue, item } of staged) queue.remove(item.seq);
-          this.dedupe.delete(key);
+          this.state.dedupe.delete(key);
         },
         (written) => {
           for (const { item } of staged) {
@@ -431,13 +391,13 @@ export class LogStore implements Store {
             item.size = written.size;
             item.pending = false;
             if (item.removed) continue; // its device was deleted meanwhile
-            this.ref(written.lsn, 1);
-            this.cache(item);
+            this.state.ref(written.lsn, 1);
+            this.state.cache(item);
           }
           entry.durable = undefined;
           settle(true);
           for (const { item, deviceId } of staged) this.emit({ type: 'enqueued', device: { userId: input.to, deviceId }, lastSeq: item.seq });
-          this.evictIfNeeded();
+          this.state.evictIfNeeded();
           const seqs = staged.map(({ item, deviceId }) => ({ deviceId, seq: item.seq }));
           return { status: 'accepted' as const, serverTime: input.serverTime, seqs };
         },
@@ -450,7 +410,7 @@ export class LogStore implements Store {
 
   async findDuplicate(from: DeviceAddress, messageId: string, now: number): Promise<{ serverTime: number } | undefined> {
     await this.enter();
-    const seen = this.dedupe.get(dedupeKey(from, messageId));
+    const seen = this.state.dedupe.get(dedupeKey(from, messageId));
     if (!seen || seen.forgetAfter <= now) return undefined;
     // [MSG-17] Never report a duplicate before the original is durable.
     if (seen.durable && !(await seen.durable)) return undefined;
@@ -476,7 +436,7 @@ export class LogStore implements Store {
     maxQueueItems: number,
   ): Promise<{ status: 'accepted'; seq: number } | { status: 'unknown-user' } | { status: 'unknown-device' } | { status: 'queue-full' }> {
     await this.enter();
-    const user = this.users.get(to.userId);
+    const user = this.state.users.get(to.userId);
     if (!user) return { status: 'unknown-user' };
     const device = user.devices.get(to.deviceId);
     if (!device) return { status: 'unknown-device' };
@@ -492,18 +452,18 @@ export class LogStore implements Store {
   }
 
   async readQueue(address: DeviceAddress, afterSeq: number, limit: number): Promise<QueueItem[]> {
-    const device = this.device(address);
+    const device = this.state.device(address);
     if (!device) return [];
-    return device.queue.visibleAfter(afterSeq, limit).map((item) => toQueueItem(item, item.kind === 'message' ? this.bodyOf(item, address.deviceId) : ''));
+    return device.queue.visibleAfter(afterSeq, limit).map((item) => toQueueItem(item, item.kind === 'message' ? this.state.bodyOf(item, address.deviceId) : ''));
   }
 
   async lastSeq(address: DeviceAddress): Promise<number> {
-    return this.device(address)?.queue.lastVisibleSeq() ?? 0;
+    return this.state.device(address)?.queue.lastVisibleSeq() ?? 0;
   }
 
   async acknowledge(address: DeviceAddress, seqs: number[], now: number, maxReceiptIds = 100): Promise<AckResult> {
     await this.enter();
-    const device = this.device(address);
+    const device = this.state.device(address);
     if (!device) return { removed: [], receipts: [] };
     const removed: StoredItem[] = [];
     for (const seq of new Set(seqs)) {
@@ -525,7 +485,7 @@ export class LogStore implements Store {
     const receipts: ReceiptPayload[] = [];
     const stagedReceipts: Array<{ queue: DeviceQueue; item: StoredReceipt }> = [];
     for (const group of bySender.values()) {
-      const senderDevice = this.device(group.to);
+      const senderDevice = this.state.device(group.to);
       if (!senderDevice) continue;
       for (let i = 0; i < group.messageIds.length; i += maxReceiptIds) {
         const payload: ReceiptPayload = {
@@ -548,7 +508,7 @@ export class LogStore implements Store {
       for (const item of removed) device.queue.restore(item);
     };
     return this.commit(RecordType.ack, record, undo, () => {
-      for (const item of removed) this.release(item);
+      for (const item of removed) this.state.release(item);
       for (const { item } of stagedReceipts) item.pending = false;
       for (const payload of receipts) this.emit({ type: 'enqueued', device: payload.to, lastSeq: payload.seq });
       return {
@@ -561,7 +521,7 @@ export class LogStore implements Store {
   async expire(olderThan: number): Promise<number> {
     await this.enter();
     const items: Array<[string, number, number]> = [];
-    for (const user of this.users.values()) {
+    for (const user of this.state.users.values()) {
       for (const device of user.devices.values()) {
         for (const item of device.queue.all()) {
           if (item.pending) break;
@@ -573,7 +533,7 @@ export class LogStore implements Store {
     if (items.length === 0) return 0;
     const record: ExpireRecord = { items };
     return this.commit(RecordType.expire, record, () => {}, () => {
-      this.applyExpire(record);
+      this.state.applyExpire(record);
       return items.length;
     });
   }
@@ -587,14 +547,14 @@ export class LogStore implements Store {
     let devices = 0;
     let queuedItems = 0;
     let maxQueueDepth = 0;
-    for (const user of this.users.values()) {
+    for (const user of this.state.users.values()) {
       devices += user.devices.size;
       for (const device of user.devices.values()) {
         queuedItems += device.queue.size;
         if (device.queue.size > maxQueueDepth) maxQueueDepth = device.queue.size;
       }
     }
-    return { accounts: this.users.size, devices, queuedItems, maxQueueDepth, cachedItems: this.cachedCount };
+    return { accounts: this.state.users.size, devices, queuedItems, maxQueueDepth, cachedItems: this.state.cachedCount };
   }
 
   async close(): Promise<void> {
@@ -608,188 +568,26 @@ export class LogStore implements Store {
   // ---------------------------------------------------------------------------------------------------------------
   // Replay: the same state changes as the live operations, from records that are already durable.
 
-  private replay(type: number, payload: Buffer, lsn: Lsn, size: number): void {
-    switch (type) {
-      case RecordType.register:
-        return this.applyRegister(decodePayload<RegisterRecord>(payload));
-      case RecordType.link:
-        return this.applyLink(decodePayload<LinkRecord>(payload));
-      case RecordType.removeDevice:
-        return this.applyRemoveDevice(decodePayload<RemoveDeviceRecord>(payload));
-      case RecordType.signedPreKey:
-        return this.applySignedPreKey(decodePayload<SignedPreKeyRecord>(payload));
-      case RecordType.addPreKeys: {
-        const record = decodePayload<AddPreKeysRecord>(payload);
-        const device = this.device(record);
-        if (device) for (const key of record.keys) device.preKeys.set(key.keyId, key);
-        return;
-      }
-      case RecordType.takePreKeys:
-        for (const [userId, deviceId, keyId] of decodePayload<TakePreKeysRecord>(payload).takes) {
-          this.device({ userId, deviceId })?.preKeys.delete(keyId);
-        }
-        return;
-      case RecordType.message:
-        return this.applyMessage(decodePayload<MessageRecord>(payload), lsn, size);
-      case RecordType.receipt:
-        return this.applyReceipt(decodePayload<ReceiptPayload>(payload));
-      case RecordType.ack: {
-        const record = decodePayload<AckRecord>(payload);
-        const device = this.device(record.device);
-        if (device) for (const seq of record.seqs) this.releaseRemoved(device.queue.remove(seq));
-        for (const receipt of record.receipts) this.applyReceipt(receipt);
-        return;
-      }
-      case RecordType.expire:
-        return this.applyExpire(decodePayload<ExpireRecord>(payload));
-      default:
-        // A record type this version does not know cannot be skipped safely.
-        throw new StoreUnavailableError(`unknown record type ${type} in the log`);
-    }
-  }
 
-  private applyRegister(record: RegisterRecord): void {
-    const user: UserState = { userId: record.userId, username: record.username, createdAt: record.createdAt, nextDeviceId: 1, devices: new Map(), linking: 0 };
-    this.users.set(record.userId, user);
-    this.usernames.set(record.username, record.userId);
-    this.addDevice(user, record.device);
-  }
 
-  private applyLink(record: LinkRecord): void {
-    const user = this.users.get(record.device.userId);
-    if (user) this.addDevice(user, record.device);
-  }
 
-  private addDevice(user: UserState, payload: DevicePayload): void {
-    const { oneTimePreKeys, ...record } = payload;
-    const preKeys = new Map<number, PreKey>();
-    for (const key of oneTimePreKeys) preKeys.set(key.keyId, { keyId: key.keyId, publicKey: key.publicKey });
-    user.devices.set(record.deviceId, { record, preKeys, queue: new DeviceQueue() });
-    user.nextDeviceId = Math.max(user.nextDeviceId, record.deviceId + 1); // never reused [IDN]
-  }
 
-  private applyRemoveDevice(record: RemoveDeviceRecord): void {
-    const user = this.users.get(record.userId);
-    const device = user?.devices.get(record.deviceId);
-    if (!user || !device) return;
-    for (const item of [...device.queue.all()]) this.releaseRemoved(device.queue.remove(item.seq));
-    user.devices.delete(record.deviceId);
-    for (const [hash, code] of this.linkCodes) if (code.userId === record.userId && code.deviceId === record.deviceId) this.linkCodes.delete(hash);
-  }
 
-  private applySignedPreKey(record: SignedPreKeyRecord): void {
-    const device = this.device(record);
-    if (device) device.record = { ...device.record, signedPreKey: record.key };
-  }
 
-  private applyMessage(record: MessageRecord, lsn: Lsn, size: number): void {
-    this.dedupe.set(dedupeKey(record.from, record.messageId), { serverTime: record.serverTime, forgetAfter: record.dedupeUntil, durable: undefined });
-    for (const entry of record.items) {
-      const device = this.device({ userId: record.to, deviceId: entry.deviceId });
-      if (!device) continue;
-      const item: StoredMessage = {
-        kind: 'message',
-        seq: entry.seq,
-        messageId: record.messageId,
-        from: record.from,
-        envelopeType: entry.type,
-        body: entry.body,
-        bodyLength: entry.body.length,
-        serverTime: record.serverTime,
-        lsn,
-        size,
-        pending: false,
-        removed: false,
-      };
-      device.queue.push(item);
-      this.ref(lsn, 1);
-      this.cache(item);
-    }
-  }
 
-  private applyReceipt(payload: ReceiptPayload): void {
-    const device = this.device(payload.to);
-    if (!device) return;
-    const item = receiptItem(payload, payload.at);
-    item.pending = false;
-    device.queue.push(item);
-  }
 
-  private applyExpire(record: ExpireRecord): void {
-    for (const [userId, deviceId, seq] of record.items) {
-      const device = this.device({ userId, deviceId });
-      if (device) this.releaseRemoved(device.queue.remove(seq));
-    }
-  }
 
   // ---------------------------------------------------------------------------------------------------------------
   // Bodies, segment references, checkpoints
 
-  private device(address: DeviceAddress): DeviceState | undefined {
-    return this.users.get(address.userId)?.devices.get(address.deviceId);
-  }
 
-  private ref(lsn: Lsn, delta: number): void {
-    const segment = segmentOf(lsn);
-    const count = (this.segmentRefs.get(segment) ?? 0) + delta;
-    if (count <= 0) this.segmentRefs.delete(segment);
-    else this.segmentRefs.set(segment, count);
-  }
 
-  private release(item: StoredItem): void {
-    if (item.kind !== 'message' || item.pending) return;
-    this.ref(item.lsn, -1);
-    if (item.body !== undefined) {
-      this.cachedBytes -= item.bodyLength;
-      this.cachedCount--;
-      item.body = undefined;
-      // The eviction list keeps released items until it is compacted; compact before it holds mostly dead entries.
-      if (this.cached.length - this.cachedHead > 2 * this.cachedCount + 4096) this.compactCache();
-    }
-  }
 
-  private compactCache(): void {
-    this.cached = this.cached.slice(this.cachedHead).filter((i) => i.body !== undefined);
-    this.cachedHead = 0;
-  }
 
-  private releaseRemoved(item: StoredItem | undefined): void {
-    if (item) this.release(item);
-  }
 
-  private cache(item: StoredMessage): void {
-    if (item.body === undefined) return;
-    this.cached.push(item);
-    this.cachedBytes += item.bodyLength;
-    this.cachedCount++;
-  }
 
-  private evictIfNeeded(): void {
-    while (this.cachedBytes > this.cacheBytes && this.cachedHead < this.cached.length) {
-      const item = this.cached[this.cachedHead++]!;
-      if (item.body !== undefined) {
-        this.cachedBytes -= item.bodyLength;
-        this.cachedCount--;
-        item.body = undefined;
-      }
-    }
-    if (this.cachedHead > 4096 && this.cachedHead * 2 > this.cached.length) this.compactCache();
-  }
 
-  private bodyOf(item: StoredMessage, deviceId: number): string {
-    if (item.body !== undefined) return item.body;
-    const record = decodePayload<MessageRecord>(this.log.readRecord(item.lsn, item.size).payload);
-    const entry = record.items.find((i) => i.deviceId === deviceId && i.seq === item.seq);
-    if (!entry) throw new StoreUnavailableError(`log record for seq ${item.seq} does not hold its envelope`);
-    return entry.body;
-  }
 
-  private forgetOldDedupe(now: number): void {
-    for (const [key, entry] of this.dedupe) {
-      if (entry.forgetAfter > now || entry.durable) break; // roughly time-ordered: stop at the first one still needed
-      this.dedupe.delete(key);
-    }
-  }
 
   private waitIdle(): Promise<void> {
     if (this.inflight === 0) return Promise.resolve();
@@ -820,78 +618,15 @@ export class LogStore implements Store {
   /** Snapshots the state (which, with nothing in flight, is exactly the durable state) and reclaims segments. */
   private takeCheckpoint(): void {
     const lsn = this.log.endLsn;
-    const users: CheckpointUser[] = [];
-    for (const user of this.users.values()) {
-      users.push({
-        userId: user.userId,
-        username: user.username,
-        createdAt: user.createdAt,
-        nextDeviceId: user.nextDeviceId,
-        devices: [...user.devices.values()].map((d) => ({
-          record: d.record,
-          preKeys: [...d.preKeys.values()],
-          nextSeq: d.queue.nextSeq,
-          items: [...d.queue.all()].map((item) =>
-            item.kind === 'message'
-              ? (['m', { seq: item.seq, messageId: item.messageId, from: item.from, type: item.envelopeType, bodyLength: item.bodyLength, serverTime: item.serverTime, lsn: item.lsn, size: item.size }] as const)
-              : (['r', { seq: item.seq, status: item.status, from: item.from, messageIds: item.messageIds, at: item.at, enqueuedAt: item.enqueuedAt }] as const),
-          ) as CheckpointUser['devices'][number]['items'],
-        })),
-      });
-    }
-    const dedupe: Array<[string, number, number]> = [];
-    for (const [key, entry] of this.dedupe) if (!entry.durable) dedupe.push([key, entry.serverTime, entry.forgetAfter]);
-    writeCheckpoint(this.dir, { lsn, createdAt: Date.now(), users, dedupe });
+    writeCheckpoint(this.dir, this.state.snapshot(lsn));
     this.checkpointLsn = lsn;
     this.bytesSinceCheckpoint = 0;
-    // [Store] Segments wholly before the checkpoint with no live message item are no longer needed.
+    // Segments wholly before the checkpoint with no live message item are no longer needed.
     const current = segmentOf(lsn);
     for (const segment of [...this.log.listSegments()]) {
-      if (segment < current && !this.segmentRefs.has(segment)) this.log.deleteSegment(segment);
+      if (segment < current && !this.state.segmentRefs.has(segment)) this.log.deleteSegment(segment);
     }
   }
-
-  private loadCheckpoint(checkpoint: Checkpoint): void {
-    for (const saved of checkpoint.users) {
-      const user: UserState = { userId: saved.userId, username: saved.username, createdAt: saved.createdAt, nextDeviceId: saved.nextDeviceId, devices: new Map(), linking: 0 };
-      for (const savedDevice of saved.devices) {
-        const queue = new DeviceQueue();
-        for (const [kind, item] of savedDevice.items) {
-          if (kind === 'm') {
-            queue.push({ kind: 'message', seq: item.seq, messageId: item.messageId, from: item.from, envelopeType: item.type, body: undefined, bodyLength: item.bodyLength, serverTime: item.serverTime, lsn: item.lsn, size: item.size, pending: false, removed: false });
-            this.ref(item.lsn, 1);
-          } else {
-            queue.push({ kind: 'receipt', seq: item.seq, status: item.status, from: item.from, messageIds: item.messageIds, at: item.at, enqueuedAt: item.enqueuedAt, pending: false, removed: false });
-          }
-        }
-        queue.nextSeq = Math.max(queue.nextSeq, savedDevice.nextSeq);
-        const preKeys = new Map<number, PreKey>(savedDevice.preKeys.map((k) => [k.keyId, k]));
-        user.devices.set(savedDevice.record.deviceId, { record: savedDevice.record, preKeys, queue });
-      }
-      this.users.set(user.userId, user);
-      this.usernames.set(user.username, user.userId);
-    }
-    for (const [key, serverTime, forgetAfter] of checkpoint.dedupe) this.dedupe.set(key, { serverTime, forgetAfter, durable: undefined });
-    this.checkpointLsn = checkpoint.lsn;
-  }
-}
-
-function receiptItem(payload: ReceiptPayload, enqueuedAt: number): StoredReceipt {
-  return {
-    kind: 'receipt',
-    seq: payload.seq,
-    status: payload.status,
-    from: { ...payload.from },
-    messageIds: [...payload.messageIds],
-    at: payload.at,
-    enqueuedAt,
-    pending: true,
-    removed: false,
-  };
-}
-
-function accountOf(user: UserState): AccountRecord {
-  return { userId: user.userId, username: user.username, createdAt: user.createdAt, deviceIds: [...user.devices.keys()].sort((a, b) => a - b) };
 }
 
 export async function openLogStore(dir: string, options: LogStoreOptions = {}): Promise<LogStore> {

@@ -5,7 +5,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  L, aesEncrypt, cat, dh, fieldBytes, fieldUint, hex, messageKeys, nextCk, pairOf, preKeySignalMessage, rootStep,
+  L, aesEncrypt, cat, dh, fieldBytes, fieldUint, hex, messageKeys, nextCk, preKeySignalMessage, rootStep,
   seedOf, seededPair, signalMessage, unhex, varint, x3dhKeys, xeddsaSign,
 } from './e2e-model.ts';
 import { FLOWS, makeFlow } from './session-flows.ts';
