@@ -3,7 +3,8 @@
 import type { PreKey, SignedPreKey } from '../../spec/index.ts';
 import type { ServerContext } from '../context.ts';
 import type { NewDevice } from '../store/store.ts';
-import { hashSecret, type Authenticated, type LastSeenBook } from './auth.ts';
+import { hashSecret } from '../credentials.ts';
+import type { Authenticated, LastSeenBook } from './auth.ts';
 import type { HttpRateLimits } from './rate-limit.ts';
 import type { ApiRequest } from './router.ts';
 

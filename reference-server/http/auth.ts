@@ -1,6 +1,6 @@
 // HTTP device authentication (section 2.8): Basic credentials `userId.deviceId:secret`, checked against the SHA-256
 // digest the store keeps [AUT-2], compared in constant time [AUT-3]. Every failure is the same 401 [AUT-7].
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { digestsEqual, hashSecret } from '../credentials.ts';
 import { ProtocolError } from '../errors.ts';
 import type { DeviceAddress, DeviceRecord, Store } from '../store/store.ts';
 
@@ -8,11 +8,6 @@ const USER_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const SECRET = /^[A-Za-z0-9_-]{43,128}$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const MAX_DEVICE_ID = 2147483647;
-
-/** Hex SHA-256 of a device secret: the only form in which the server keeps it [AUT-2]. */
-export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
-}
 
 /**
  * Parses a decimal deviceId written without sign or leading zeros, in 1..2147483647 [TRN-10] [AUT-5]; undefined
@@ -48,14 +43,6 @@ export function parseBasicAuth(header: string | undefined): BasicCredentials | u
   const deviceId = parseDeviceId(userPart.slice(dot + 1));
   if (!USER_ID.test(userId) || deviceId === undefined || !SECRET.test(secret)) return undefined;
   return { userId, deviceId, secret };
-}
-
-/** Compares two hex SHA-256 digests without an early exit [AUT-3]; lengths are fixed, so only the bytes vary. */
-export function digestsEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a, 'hex');
-  const right = Buffer.from(b, 'hex');
-  if (left.length !== 32 || right.length !== 32) return false;
-  return timingSafeEqual(left, right);
 }
 
 /**

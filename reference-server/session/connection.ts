@@ -14,7 +14,7 @@ import type { RawData, WebSocket } from 'ws';
 import { ProtocolError } from '../errors.ts';
 import type { ServerContext } from '../context.ts';
 import type { DeviceAddress } from '../store/store.ts';
-import { hashSecret, digestsEqual } from '../http/auth.ts';
+import { digestsEqual, hashSecret } from '../credentials.ts';
 import { checkClientFrame, describeIssues, limits as limitSpecs, type ClientFrame, type HelloFrame, type Limits, type ServerFrame } from '../../spec/index.ts';
 import type { PresenceService, PresenceSession } from '../presence.ts';
 import { DeliveryPump } from '../delivery/pump.ts';
@@ -23,6 +23,7 @@ import { processSend, temporarilyUnavailable } from '../delivery/send.ts';
 import { processReceipt } from '../delivery/receipt.ts';
 import { StoreUnavailableError } from '../store/errors.ts';
 import { FrameWriter, type WriterThresholds } from './frame-writer.ts';
+import { Keepalive } from './keepalive.ts';
 import type { RegisteredSession, SessionRegistry } from './registry.ts';
 import type { SessionMetrics } from './session-metrics.ts';
 
@@ -63,11 +64,8 @@ export class Connection implements RegisteredSession, PresenceSession {
   /** Data messages received while the hello is being decided [AUT-19]. */
   private held: Array<{ data: RawData; isBinary: boolean }> = [];
   private helloTimer: NodeJS.Timeout | undefined;
-  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private readonly keepalive: Keepalive;
   private closeTimer: NodeJS.Timeout | undefined;
-  private lastReceivedAt: number;
-  private lastPingAt = 0;
-  private pingCounter = 0;
   private removedWhileAuthenticating = false;
   private readonly closed: Promise<void>;
   private markClosed!: () => void;
@@ -75,15 +73,23 @@ export class Connection implements RegisteredSession, PresenceSession {
   constructor(private readonly ws: WebSocket, private readonly services: ConnectionServices) {
     const { ctx, metrics, thresholds } = services;
     this.writer = new FrameWriter(ws, metrics, thresholds, () => this.fail(new ProtocolError('SLOW_CONSUMER', 'too much data waiting to be written')));
-    this.lastReceivedAt = ctx.now();
+    this.keepalive = new Keepalive({
+      now: ctx.now,
+      idleTimeoutMs: ctx.config.limits.idleTimeoutMs,
+      ping: (id) => this.writer.send({ type: 'ping', id }),
+      // [KAL-5]
+      idle: () => {
+        if (this.state === 'open') this.fail(new ProtocolError('IDLE_TIMEOUT', `nothing received for ${ctx.config.limits.idleTimeoutMs} ms`));
+      },
+    });
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
     // [TRN-21] `ws` closes an oversized message itself (maxPayload) with 1009 and no reason; the reason is the code.
     const close = ws.close.bind(ws);
     ws.close = (code?: number, reason?: string | Buffer) => close(code, code === 1009 && reason === undefined ? 'FRAME_TOO_LARGE' : reason);
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     // [KAL-5] Control frames count as received frames too.
-    ws.on('ping', () => this.touch());
-    ws.on('pong', () => this.touch());
+    ws.on('ping', () => this.keepalive.touch());
+    ws.on('pong', () => this.keepalive.touch());
     ws.on('error', (error: Error & { code?: string }) => this.onSocketError(error));
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()));
     // [AUT-10] The first data message must arrive within helloTimeoutMs of the 101 response.
@@ -107,7 +113,7 @@ export class Connection implements RegisteredSession, PresenceSession {
   // Receiving: one method per state
 
   private onMessage(data: RawData, isBinary: boolean): void {
-    this.touch();
+    this.keepalive.touch();
     switch (this.state) {
       case 'awaiting-hello':
         return this.inAwaitingHello(data, isBinary);
@@ -318,7 +324,7 @@ export class Connection implements RegisteredSession, PresenceSession {
     // [PKY-22] Fewer one-time prekeys than prekeyLowWater when the session starts.
     if (prekeys < limits.prekeyLowWater) this.writer.send({ type: 'prekeys_low', remaining: prekeys, lowWater: limits.prekeyLowWater });
     this.pump.start(backlogLast);
-    this.scheduleKeepalive();
+    this.keepalive.start();
     const held = this.held;
     this.held = [];
     if (this.ws.isPaused) this.ws.resume();
@@ -464,48 +470,10 @@ export class Connection implements RegisteredSession, PresenceSession {
     this.markClosed();
   }
 
-  // ---------------------------------------------------------------------------------------------------------------
-  // Keepalive (section 6.1, 6.2)
-
-  private touch(): void {
-    this.lastReceivedAt = this.services.ctx.now();
-  }
-
-  /**
-   * [KAL-5] Closes the session after idleTimeoutMs without any received frame. [KAL-3] Half-way there, the server
-   * sends a `ping`, whose `pong` (like any frame) keeps a live client's session open.
-   */
-  private scheduleKeepalive(): void {
-    const idle = this.services.ctx.config.limits.idleTimeoutMs;
-    const now = this.services.ctx.now();
-    const pingAt = this.lastPingAt >= this.lastReceivedAt ? Infinity : this.lastReceivedAt + Math.floor(idle / 2);
-    const next = Math.min(pingAt, this.lastReceivedAt + idle);
-    this.keepaliveTimer = setTimeout(() => this.keepalive(), Math.max(1, next - now));
-  }
-
-  private keepalive(): void {
-    this.keepaliveTimer = undefined;
-    if (this.state !== 'open') return;
-    const idle = this.services.ctx.config.limits.idleTimeoutMs;
-    const now = this.services.ctx.now();
-    const silent = now - this.lastReceivedAt;
-    if (silent >= idle) {
-      this.fail(new ProtocolError('IDLE_TIMEOUT', `nothing received for ${idle} ms`));
-      return;
-    }
-    if (silent >= Math.floor(idle / 2) && this.lastPingAt < this.lastReceivedAt) {
-      this.lastPingAt = now;
-      this.pingCounter += 1;
-      this.writer.send({ type: 'ping', id: `srv.${this.pingCounter}` });
-    }
-    this.scheduleKeepalive();
-  }
-
   private stopTimers(): void {
     if (this.helloTimer) clearTimeout(this.helloTimer);
-    if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
     this.helloTimer = undefined;
-    this.keepaliveTimer = undefined;
+    this.keepalive.stop();
   }
 }
 
