@@ -146,6 +146,8 @@ export class Connection {
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           socket.removeListener('error', onError);
+          // terminate() on a socket still CONNECTING emits 'error'; without a listener that would crash the process.
+          socket.on('error', () => {});
           reject(new WireError('REFUSED', `upgrade refused with HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString('utf8')}`));
           socket.terminate();
         });
