@@ -111,14 +111,9 @@ export async function linkDevice(options: ClientOptions, linkCode: string, devic
   const device = createKeys(options, deviceName);
   const http = new HttpApi(options.url);
   const created = await post<LinkDeviceResponse>(http, 'linkDevice', device, (withPreKeys) => ({ linkCode, device: registration(device, deviceName, withPreKeys) }));
-  let name = '';
-  if (username !== undefined) {
-    // No endpoint maps a userId to its username; a username given by the caller is checked against the lookup.
-    const answer = await http.call<{ userId: string }>('lookupUser', {
-      params: { username },
-      credentials: { userId: created.userId, deviceId: created.deviceId, secret: device.secret },
-    });
-    if (answer.status === 200 && answer.body.userId === created.userId) name = username;
+  // [IDN-16] The answer names the user; a username the caller expected must match it.
+  if (username !== undefined && username !== created.username) {
+    throw new ClientError('INVALID_ARGUMENT', `the link code belongs to ${created.username}, not ${username}`);
   }
-  return persist(device, options, created.userId, created.deviceId, name);
+  return persist(device, options, created.userId, created.deviceId, created.username);
 }

@@ -128,6 +128,10 @@ export type EnvelopeBody = string;
  */
 export type ErrorCodeString = string;
 /**
+ * The user's username, which a linked device has no other way to learn.
+ */
+export type Username1 = string;
+/**
  * Failure answer to a request (echoing its id) or a session-level error (no id); for a fatal code the server closes the connection right after.
  *
  * This interface was referenced by `TickwireSchemas`'s JSON-Schema
@@ -420,6 +424,7 @@ export interface LinkDeviceRequest {
 export interface LinkDeviceResponse {
   userId: UserId;
   deviceId: DeviceId;
+  username: Username1;
 }
 /**
  * Body of POST /v1/keys/one-time: adds one-time prekeys (all or nothing).

@@ -50,7 +50,8 @@ export function deviceEndpoints(deps: ApiDeps): Endpoint[] {
           throw new ProtocolError('TOO_MANY_DEVICES', `the user already has maxDevicesPerUser (${ctx.config.limits.maxDevicesPerUser}) devices`);
         }
         ctx.log.info('device.linked', { userId: linked.userId, deviceId: linked.deviceId });
-        const answer: LinkDeviceResponse = { userId: linked.userId, deviceId: linked.deviceId };
+        const account = await ctx.store.getAccount(linked.userId);
+        const answer: LinkDeviceResponse = { userId: linked.userId, deviceId: linked.deviceId, username: account!.username };
         return { status: 201, body: answer };
       },
     },
