@@ -5,8 +5,8 @@
 // goes through the one wire client (wire/connection.ts, wire/http.ts).
 //
 // Additions to client-api.ts's MessagingClient (the interface is unchanged):
-// - `link(options, linkCode, deviceName, username?)`: the optional username, checked by lookup, because no endpoint
-//   tells a linked device its username;
+// - `link(options, linkCode, deviceName, username?)`: the optional username is checked against the one the server
+//   names in its link answer (IDN-16);
 // - `connected`, `outboxSize` and `dropConnection()`: read-only status and a simulated network failure, for
 //   applications' status lines and for tests of the resend and reconnect paths.
 // - ClientOptions is extended with `serverRestartDelayMs` (the KAL-10 extra delay bound) in `TickwireClientOptions`.
