@@ -25,8 +25,15 @@ export class InMemoryProtocolStore implements ProtocolStore {
   /** A device with a fresh identity key and registrationId drawn from `random` [E2E-1], [E2E-9]. */
   static create(random: RandomSource): InMemoryProtocolStore {
     const identity = generateKeyPair(random);
-    const r = random(2);
-    const registrationId = REGISTRATION_ID_MIN + (((r[0]! << 8) | r[1]!) % REGISTRATION_ID_MAX);
+    // Uniform over 1..16380 by rejection sampling: 16 random bits modulo 16380 would favour the first 16 values.
+    const span = REGISTRATION_ID_MAX - REGISTRATION_ID_MIN + 1;
+    const limit = Math.floor(65536 / span) * span;
+    let value: number;
+    do {
+      const r = random(2);
+      value = (r[0]! << 8) | r[1]!;
+    } while (value >= limit);
+    const registrationId = REGISTRATION_ID_MIN + (value % span);
     return new InMemoryProtocolStore(identity, registrationId);
   }
 
