@@ -62,7 +62,8 @@ t.test('(b) offline delivery and drain on connect, with queue_empty and receipts
   const order = b.received.map((f) => f.type);
   t.ok(order.lastIndexOf('deliver') < order.indexOf('queue_empty'), '[DLV-27] after every item of B');
   b.send({ type: 'ack', upTo: empty.lastSeq });
-  // A request behind the ack on the same connection: its answer means the ack has been applied [TRN-34].
+  // A request behind the ack on the same connection: its answer means the ack has been applied [TRN-34] (the items
+  // left bob's queue); the delivered receipts it produces are enqueued once durable, within a second [RCP-3].
   await b.request({ type: 'unsubscribe_presence', id: 'barrier', userIds: [alice.userId] });
   await b.close();
 
@@ -75,7 +76,9 @@ t.test('(b) offline delivery and drain on connect, with queue_empty and receipts
   t.same(receipts.flatMap((r) => r.messageIds).sort(), sends.map((s) => s.messageId).sort(), 'delivered receipts reach the sender on reconnect');
   t.ok(receipts.every((r) => r.status === 'delivered' && r.from.userId === bob.userId));
   const marker = await again.client.nextOf('queue_empty');
-  t.equal(marker.lastSeq, receipts[receipts.length - 1]!.seq);
+  // [DLV-26] lastSeq is the last receipt when the receipts were already enqueued at alice's welcome, 0 when they were
+  // enqueued just after it (both conform: RCP-3 gives the server up to a second).
+  t.ok(marker.lastSeq === 0 || marker.lastSeq === receipts[receipts.length - 1]!.seq, `[DLV-26] lastSeq ${marker.lastSeq}`);
   await again.client.close();
 });
 
