@@ -1,0 +1,27 @@
+// Every conformance case, in spec order. A new section file adds one import and one spread here.
+import { checkCases, type ConformanceCase } from '../case.ts';
+import { cases as transportHttp } from './1-transport-http.ts';
+import { cases as transportWebSocket } from './1-transport-websocket.ts';
+import { cases as identity } from './2-identity.ts';
+import { cases as authentication } from './2-authentication.ts';
+import { cases as sending } from './4-sending.ts';
+import { cases as delivery } from './4-delivery.ts';
+import { cases as acknowledgement } from './4-acknowledgement.ts';
+import { cases as sessions } from './4-sessions.ts';
+import { cases as receipts } from './4-receipts.ts';
+import { cases as errors } from './7-errors.ts';
+
+export const cases: readonly ConformanceCase[] = Object.freeze([
+  ...transportHttp,
+  ...transportWebSocket,
+  ...identity,
+  ...authentication,
+  ...sending,
+  ...delivery,
+  ...acknowledgement,
+  ...receipts,
+  ...sessions,
+  ...errors,
+]);
+
+checkCases(cases);

@@ -1,0 +1,204 @@
+// `tickwire conformance`: runs the black-box conformance suite against a server URL, or, without --url, against the
+// reference server started as a child process on a fresh temporary data directory.
+import { writeFileSync } from 'node:fs';
+import { UsageError, type Command } from '../bin/command.ts';
+import { cases as allCases } from './cases/index.ts';
+import type { Restarter } from './context.ts';
+import { randomSeed } from './fixtures.ts';
+import { isReporterName, REPORTERS, type ReporterName } from './reporters/index.ts';
+import { progressLine, renderTerminal } from './reporters/terminal.ts';
+import { run, select, type Selection } from './runner.ts';
+import { BUILT_IN_SERVER_ARGS, CommandRestarter, ReferenceServer, ServerStartError } from './server-process.ts';
+
+const HELP = `Usage: tickwire conformance [options]
+
+Runs the conformance suite against a Tickwire server as a black box, over HTTP and WebSocket only. Each case checks
+requirement IDs of spec/PROTOCOL.md; MUST-level cases decide the exit code, SHOULD-level cases fail the run only with
+--strict. Without --url the suite starts the reference server itself (node bin/tickwire.js serve --port 0 on a fresh
+temporary data directory, with ${BUILT_IN_SERVER_ARGS.join(' ')}) and stops it afterwards.
+
+Server:
+  --url <url>              the server under test, e.g. http://127.0.0.1:8080 (the WebSocket is <url>/v1/ws)
+  --restart-cmd <cmd>      shell command that restarts the server under test, keeping its data; cases that need a
+                           restart are NOT-RUN without it (the built-in reference server restarts itself)
+  --ready-url <url>        polled after --restart-cmd until it answers 200 (default <url>/healthz)
+
+Selection:
+  --grep <regex>           run cases whose id or title matches (repeatable)
+  --section <n>            run cases of a spec section: 4 selects 4.x, 4.6 selects 4.6 (repeatable, or a comma list)
+  --requirement <ID>       run cases citing a requirement, e.g. DLV-12 (repeatable, or a comma list)
+  --exclude <regex>        leave out cases whose id or title matches (repeatable)
+  --list                   print the selected cases (id, level, requirements, title) and exit
+
+Running:
+  --concurrency <n>        cases run at once (default 4)
+  --timeout <ms>           time limit per case (default 10000); a case over it FAILS, a dead server ends the run
+  --strict                 SHOULD-level failures fail the run (otherwise they are reported as NON-STRICT)
+  --seed <n>               seed for keys, secrets, ids and bodies (default random, printed in the report)
+
+Reports:
+  --reporter <name>        terminal (default), tap, junit, json or html; repeatable or a comma list; NAME=FILE
+                           writes that reporter to FILE
+  --output <file>          write the (only) non-terminal reporter to <file>; the terminal summary still prints
+
+Verdicts: OK, FAILED, NON-STRICT (a SHOULD case failed without --strict), UNSUPPORTED (the case needs something the
+server does not advertise), NOT-RUN (the suite cannot run it here; the reason is given).
+
+Registration: every case registers fresh users (POST /v1/accounts, POST /v1/devices), about 150 per run. Start the
+server under test with a raised registrationsPerMinute (reference server: --registrations-per-minute 100000), or
+the suite waits out each 429 RATE_LIMITED and the run takes much longer.
+
+Exit codes: 0 every required case passed, 1 a required case failed, 2 bad arguments or the server is unreachable.`;
+
+interface Parsed {
+  url?: string;
+  restartCmd?: string;
+  readyUrl?: string;
+  selection: Selection;
+  list: boolean;
+  concurrency: number;
+  timeoutMs: number;
+  strict: boolean;
+  seed: number;
+  reporters: Array<{ name: ReporterName; file?: string }>;
+  output?: string;
+}
+
+function positiveInt(text: string | undefined, flag: string): number {
+  if (text === undefined || !/^[1-9][0-9]*$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`${flag} needs a positive integer (got '${text ?? ''}')`);
+  return Number(text);
+}
+
+export function parseArgs(args: string[]): Parsed {
+  const parsed: Parsed = { selection: {}, list: false, concurrency: 4, timeoutMs: 10_000, strict: false, seed: randomSeed(), reporters: [] };
+  const push = (key: keyof Selection, value: string, split: boolean) => {
+    const values = split ? value.split(',').map((v) => v.trim()).filter(Boolean) : [value];
+    (parsed.selection[key] ??= []).push(...values);
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (eq > 0) return arg.slice(eq + 1);
+      const next = args[++i];
+      if (next === undefined) throw new UsageError(`${flag} needs a value`);
+      return next;
+    };
+    switch (flag) {
+      case '--url': {
+        const url = value();
+        if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL (got '${url}')`);
+        parsed.url = url.replace(/\/+$/, '');
+        break;
+      }
+      case '--restart-cmd': parsed.restartCmd = value(); break;
+      case '--ready-url': parsed.readyUrl = value(); break;
+      case '--grep': push('grep', value(), false); break;
+      case '--exclude': push('exclude', value(), false); break;
+      case '--section': push('section', value(), true); break;
+      case '--requirement': push('requirement', value(), true); break;
+      case '--list': parsed.list = true; break;
+      case '--strict': parsed.strict = true; break;
+      case '--concurrency': parsed.concurrency = positiveInt(value(), '--concurrency'); break;
+      case '--timeout': parsed.timeoutMs = positiveInt(value(), '--timeout'); break;
+      case '--seed': {
+        const text = value();
+        if (!/^[0-9]+$/.test(text) || Number(text) > 0xffffffff) throw new UsageError(`--seed needs an integer 0..4294967295 (got '${text}')`);
+        parsed.seed = Number(text);
+        break;
+      }
+      case '--reporter':
+        for (const item of value().split(',').map((v) => v.trim()).filter(Boolean)) {
+          const [name, file] = item.split('=', 2) as [string, string | undefined];
+          if (!isReporterName(name)) throw new UsageError(`unknown reporter '${name}' (terminal, tap, junit, json, html)`);
+          parsed.reporters.push(file ? { name, file } : { name });
+        }
+        break;
+      case '--output': parsed.output = value(); break;
+      default:
+        throw new UsageError(`unknown option ${arg}`);
+    }
+  }
+  if (parsed.readyUrl !== undefined && parsed.restartCmd === undefined) throw new UsageError('--ready-url goes with --restart-cmd');
+  if (parsed.restartCmd !== undefined && parsed.url === undefined) throw new UsageError('--restart-cmd needs --url (the built-in server restarts itself)');
+  for (const id of parsed.selection.requirement ?? []) if (!/^[A-Z]{2,4}-[1-9][0-9]*$/.test(id)) throw new UsageError(`--requirement '${id}' is not a requirement ID such as DLV-12`);
+  if (parsed.reporters.length === 0) parsed.reporters.push({ name: 'terminal' });
+  if (parsed.output !== undefined) {
+    const open = parsed.reporters.filter((r) => r.name !== 'terminal' && r.file === undefined);
+    if (open.length !== 1) throw new UsageError('--output needs exactly one non-terminal --reporter without its own =FILE');
+    open[0]!.file = parsed.output;
+    if (!parsed.reporters.some((r) => r.name === 'terminal')) parsed.reporters.push({ name: 'terminal' });
+  }
+  const toStdout = parsed.reporters.filter((r) => r.file === undefined);
+  if (toStdout.length > 1) throw new UsageError(`only one reporter can write to stdout (${toStdout.map((r) => r.name).join(', ')}); give the others =FILE`);
+  return parsed;
+}
+
+function listCases(parsed: Parsed): number {
+  const selected = select(allCases, parsed.selection);
+  for (const c of selected) {
+    const needs = c.needs?.length ? ` needs:${c.needs.join(',')}` : '';
+    console.log(`${c.id.padEnd(58)} ${c.level.padEnd(6)} ${c.requirements.join(',').padEnd(30)} ${c.title}${needs}`);
+  }
+  console.log(`${selected.length} of ${allCases.length} cases`);
+  return 0;
+}
+
+async function runConformance(args: string[]): Promise<number> {
+  const parsed = parseArgs(args);
+  if (parsed.list) return listCases(parsed);
+  const selected = select(allCases, parsed.selection);
+  if (selected.length === 0) throw new UsageError('the selection matches no case (see --list)');
+
+  let server: ReferenceServer | undefined;
+  let url = parsed.url;
+  let restarter: Restarter | undefined;
+  if (url === undefined) {
+    try {
+      server = await ReferenceServer.start();
+    } catch (error) {
+      if (!(error instanceof ServerStartError)) throw error;
+      console.error(`tickwire conformance: cannot start the reference server: ${error.message}`);
+      return 2;
+    }
+    url = server.url;
+    restarter = server;
+  } else if (parsed.restartCmd !== undefined) {
+    restarter = new CommandRestarter(parsed.restartCmd, parsed.readyUrl ?? `${url}/healthz`);
+  }
+
+  const terminalToStdout = parsed.reporters.some((r) => r.name === 'terminal' && r.file === undefined);
+  const color = Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'];
+  try {
+    if (terminalToStdout) console.log(`tickwire conformance: ${selected.length} cases against ${url}${server ? ' (built-in reference server)' : ''}, seed ${parsed.seed}`);
+    const report = await run(selected, {
+      url,
+      concurrency: parsed.concurrency,
+      timeoutMs: parsed.timeoutMs,
+      strict: parsed.strict,
+      seed: parsed.seed,
+      ...(restarter ? { restarter } : {}),
+      ...(terminalToStdout ? { onResult: (result, done, total) => console.log(progressLine(result, done, total, { color })) } : {}),
+    });
+    if (report.aborted && report.summary.OK === 0 && report.results.every((r) => r.verdict === 'NOT-RUN')) {
+      console.error(`tickwire conformance: ${report.aborted}`);
+    }
+    for (const reporter of parsed.reporters) {
+      const text = reporter.name === 'terminal' ? renderTerminal(report, { color: color && reporter.file === undefined }) : REPORTERS[reporter.name](report);
+      if (reporter.file === undefined) process.stdout.write(text);
+      else writeFileSync(reporter.file, text);
+    }
+    if (report.aborted && server) console.error(`reference server log tail:\n${server.logTail}`);
+    return report.exitCode;
+  } finally {
+    await server?.stop();
+  }
+}
+
+export const conformanceCommand: Command = {
+  name: 'conformance',
+  summary: 'run the conformance suite against a server (default: the reference server)',
+  help: HELP,
+  run: runConformance,
+};

@@ -1,0 +1,238 @@
+// The per-case context: fresh users and devices for every case (so cases are independent and run in parallel),
+// HTTP through the wire client with every answer checked against its schema (TRN-3), WebSocket sessions with
+// transcripts, the case's clock, and the environment (restart support, run seed).
+import { validate, type DeviceRegistration, type LinkCodeResponse, type LinkDeviceResponse, type RegisterResponse } from '../spec/index.ts';
+import { Connection, WireError, type Credentials } from '../reference-client/wire/connection.ts';
+import { HttpApi, type CallOptions, type HttpResult } from '../reference-client/wire/http.ts';
+import { CaseFailure, CaseNotRun, CaseUnsupported, show } from './case.ts';
+import { httpErrorOf, must } from './expect.ts';
+import { caseSeed, freshUsername, Material, Rng } from './fixtures.ts';
+import { Session } from './session.ts';
+import { Transcript } from './transcript.ts';
+
+/** Restarts the server under test and resolves once it serves requests again. */
+export interface Restarter {
+  restart(): Promise<void>;
+}
+
+/** What every case of one run shares. */
+export interface SuiteEnv {
+  url: string;
+  seed: number;
+  restarter?: Restarter;
+  /** Registrations that met 429 RATE_LIMITED waited this long in total (reported, not counted against cases). */
+  rateLimitWaitMs: number;
+}
+
+export interface Device extends Credentials {
+  user: User;
+  /** `u3/2`: the user's short label and the deviceId, for transcripts. */
+  label: string;
+  registration: DeviceRegistration;
+}
+
+export interface User {
+  username: string;
+  userId: string;
+  /** Short label for transcripts: `u1`, `u2`, … in order of creation within the case. */
+  label: string;
+  devices: Device[];
+}
+
+const JSON_UTF8 = 'application/json;charset=utf-8';
+
+export class CaseContext {
+  readonly transcript: Transcript;
+  readonly material: Material;
+  readonly api: HttpApi;
+  private deadline: number;
+  private readonly sessions: Session[] = [];
+  private userCount = 0;
+  private connectionCount = 0;
+
+  constructor(
+    readonly env: SuiteEnv,
+    readonly caseId: string,
+    timeoutMs: number,
+  ) {
+    const start = performance.now();
+    this.transcript = new Transcript(start);
+    this.deadline = start + timeoutMs;
+    this.material = new Material(new Rng(caseSeed(env.seed, caseId)));
+    this.api = new HttpApi(env.url);
+  }
+
+  get url(): string {
+    return this.env.url;
+  }
+
+  /** Milliseconds left for the case, at least 1. */
+  remaining(): number {
+    return Math.max(1, Math.floor(this.deadline - performance.now()));
+  }
+
+  /** Gives the case more time (used while waiting out a registration rate limit). */
+  extend(ms: number): void {
+    this.deadline += ms;
+  }
+
+  get deadlineAt(): number {
+    return this.deadline;
+  }
+
+  note(text: string): void {
+    this.transcript.add('suite', 'note', text);
+  }
+
+  unsupported(reason: string): never {
+    throw new CaseUnsupported(reason);
+  }
+
+  notRun(reason: string): never {
+    throw new CaseNotRun(reason);
+  }
+
+  async sleep(ms: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(ms, this.remaining())));
+  }
+
+  // ---- HTTP -------------------------------------------------------------------------------------------------------
+
+  private checkHttp(result: HttpResult, what: string): void {
+    const error = result.status >= 400;
+    if (result.issues.length > 0) {
+      const schema = error ? 'spec/schemas/http/error.json' : 'the response schema of section 1.7';
+      throw new CaseFailure(error ? 'ERR-1' : 'TRN-3', `a body valid against ${schema}`, `${show(result.body)} (${result.issues.map((i) => `${i.path || '(root)'} ${i.message}`).join('; ')})`, what);
+    }
+    if (result.body !== undefined) {
+      const type = (result.headers.get('content-type') ?? '').toLowerCase().replace(/[\s"]/g, '');
+      must.hold(type === JSON_UTF8, 'TRN-3', 'Content-Type: application/json; charset=utf-8', type || '(none)', what);
+    }
+  }
+
+  /** Calls a route of spec/routes.json by name; the answer is schema-checked (TRN-3, ERR-1) and transcribed. */
+  async http<T = unknown>(route: string, options: CallOptions = {}): Promise<HttpResult<T>> {
+    const spec = this.api.route(route);
+    const what = `${spec.method} ${spec.path}`;
+    this.transcript.add('http', 'sent', options.body === undefined ? what : { request: what, params: options.params, body: options.body });
+    const result = await this.api.call<T>(route, { timeoutMs: this.remaining(), ...options }).catch((error: unknown) => this.httpFailed(error, what));
+    this.transcript.add('http', 'received', { status: result.status, body: result.body });
+    this.checkHttp(result, what);
+    return result;
+  }
+
+  /** Any method and path (negative tests); error bodies are checked against http/error.json (ERR-1). */
+  async raw<T = unknown>(method: string, path: string, options: CallOptions = {}): Promise<HttpResult<T>> {
+    const what = `${method} ${path}`;
+    this.transcript.add('http', 'sent', options.body === undefined ? what : { request: what, body: typeof options.body === 'string' ? options.body.slice(0, 300) : options.body });
+    const result = await this.api.raw<T>(method, path, { timeoutMs: this.remaining(), ...options }).catch((error: unknown) => this.httpFailed(error, what));
+    this.transcript.add('http', 'received', { status: result.status, body: result.body });
+    if (result.status >= 400 && result.issues.length === 0) {
+      const check = validate('http/error.json', result.body);
+      if (!check.ok) result.issues = check.issues;
+    }
+    this.checkHttp(result, what);
+    return result;
+  }
+
+  private httpFailed(error: unknown, what: string): never {
+    const err = error as Error;
+    if (err.name === 'TimeoutError' || err.name === 'AbortError') throw new CaseFailure('TRN-1', `an answer to ${what}`, 'no answer before the case timed out');
+    throw error;
+  }
+
+  // ---- users and devices ------------------------------------------------------------------------------------------
+
+  /** Registers a user (POST /v1/accounts) and links `devices - 1` further devices. Waits out 429 RATE_LIMITED. */
+  async user(options: { devices?: number; prekeys?: number } = {}): Promise<User> {
+    const label = `u${++this.userCount}`;
+    const username = freshUsername();
+    const registration = this.material.deviceRegistration(`${label} device 1`, options.prekeys ?? 0);
+    const result = await this.rateLimited(() => this.http<RegisterResponse>('register', { body: { username, device: registration } }));
+    must.status(result, 201, 'IDN-6', `registering ${username}`);
+    const user: User = { username, userId: result.body.userId, label, devices: [] };
+    user.devices.push(this.device(user, result.body.deviceId, registration));
+    for (let i = 1; i < (options.devices ?? 1); i++) await this.link(user, options.prekeys ?? 0);
+    return user;
+  }
+
+  /** Links a new device to `user` with a link code obtained by its first current device. */
+  async link(user: User, prekeys = 0): Promise<Device> {
+    const owner = user.devices[0];
+    if (!owner) throw new RangeError(`${user.label} has no device to obtain a link code`);
+    const code = await this.http<LinkCodeResponse>('createLinkCode', { credentials: owner });
+    must.status(code, 201, 'IDN-14', 'obtaining a link code');
+    const registration = this.material.deviceRegistration(`${user.label} device ${user.devices.length + 1}`, prekeys);
+    const linked = await this.rateLimited(() => this.http<LinkDeviceResponse>('linkDevice', { body: { linkCode: code.body.code, device: registration } }));
+    must.status(linked, 201, 'IDN-16', 'linking a device');
+    must.equal(linked.body.userId, user.userId, 'IDN-16', 'the linked device belongs to the code user');
+    const device = this.device(user, linked.body.deviceId, registration);
+    user.devices.push(device);
+    return device;
+  }
+
+  private device(user: User, deviceId: number, registration: DeviceRegistration): Device {
+    return { user, userId: user.userId, deviceId, secret: registration.secret, label: `${user.label}/${deviceId}`, registration };
+  }
+
+  /** Retries a registration-type request after 429 RATE_LIMITED, waiting `retryAfterMs`; the wait is not case time. */
+  private async rateLimited<T>(call: () => Promise<HttpResult<T>>): Promise<HttpResult<T>> {
+    for (let attempt = 0; ; attempt++) {
+      const result = await call();
+      const error = httpErrorOf(result);
+      if (result.status !== 429 || error?.code !== 'RATE_LIMITED' || attempt >= 20) return result;
+      const waitMs = Math.min(61_000, typeof error.retryAfterMs === 'number' ? error.retryAfterMs : 1000) + 50;
+      this.note(`registration rate-limited; waiting ${waitMs} ms (raise registrationsPerMinute on the server under test)`);
+      this.env.rateLimitWaitMs += waitMs;
+      this.extend(waitMs);
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+
+  // ---- WebSocket sessions -----------------------------------------------------------------------------------------
+
+  /** Opens a WebSocket without authenticating. Rejects with the wire client's WireError when the upgrade fails. */
+  async open(options: { protocols?: string[]; label?: string } = {}): Promise<Session> {
+    const label = `${options.label ?? 'anon'}#${++this.connectionCount}`;
+    const openedAt = this.transcript.now();
+    this.transcript.add(label, 'note', `open ${options.protocols ? `offering [${options.protocols.join(', ')}]` : ''}`.trim());
+    let conn: Connection;
+    try {
+      conn = await Connection.open(this.url, {
+        transcript: true,
+        handshakeTimeoutMs: this.remaining(),
+        ...(options.protocols ? { protocols: options.protocols } : {}),
+      });
+    } catch (error) {
+      if (error instanceof WireError) this.transcript.add(label, 'note', error.message);
+      throw error;
+    }
+    const session = new Session(conn, label, { remaining: () => this.remaining(), transcript: this.transcript }, openedAt);
+    this.sessions.push(session);
+    return session;
+  }
+
+  /** Opens a WebSocket and authenticates `device`; fails the case (AUT-13) unless the answer is `welcome`. */
+  async connect(device: Device, options: { receiveMax?: number } = {}): Promise<Session> {
+    const session = await this.open({ label: device.label });
+    const answer = await session.hello(device, options);
+    must.frameType(answer, 'welcome', 'AUT-13', `hello of ${device.label}`);
+    return session;
+  }
+
+  /** Restarts the server under test (cases that declare `needs: ['restart']`). */
+  async restartServer(): Promise<void> {
+    if (!this.env.restarter) throw new CaseNotRun('needs --restart-cmd (or the built-in reference server)');
+    this.note('restarting the server');
+    const before = performance.now();
+    await this.env.restarter.restart();
+    this.extend(performance.now() - before);
+    this.note('server restarted');
+  }
+
+  /** Closes every connection the case opened and merges their transcripts. */
+  async cleanup(): Promise<void> {
+    for (const session of this.sessions) if (!session.closeInfo) session.terminate();
+    await Promise.all(this.sessions.map((s) => Promise.race([s.conn.closed, new Promise((r) => setTimeout(r, 1000))])));
+  }
+}

@@ -1,0 +1,146 @@
+// The server under test as a process. Without --url the suite starts the reference server itself, exactly as an
+// operator would (`node bin/tickwire.js serve --port 0 --data-dir TMP`), never importing its modules (the wall of
+// test/walls.test.ts), and can then restart it on the same port and data directory. With --restart-cmd the suite
+// restarts an external server by running that shell command and polling --ready-url until it answers 200.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Restarter } from './context.ts';
+
+const TICKWIRE_BIN = fileURLToPath(new URL('../bin/tickwire.js', import.meta.url));
+const READY_LINE = /tickwire serving on (\S+)/;
+/** How long the reference server gets to print its ready line. */
+const START_TIMEOUT_MS = 30_000;
+/** How long it gets to exit after SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 10_000;
+
+/**
+ * Limits the suite sets on the built-in reference server: registrations are not rate-limited in practice (every case
+ * registers fresh users), and the timers that cases wait for are at their allowed minimums so that redelivery and
+ * hello-timeout cases fit the default case timeout. Every value is inside the spec's allowed range.
+ */
+export const BUILT_IN_SERVER_ARGS = ['--registrations-per-minute', '100000', '--ack-timeout-ms', '1000', '--hello-timeout-ms', '2000'];
+
+export class ServerStartError extends Error {
+  readonly code = 'SERVER_START';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ServerStartError';
+  }
+}
+
+export class ReferenceServer implements Restarter {
+  private child: ChildProcess | undefined;
+  private stderrTail = '';
+  url = '';
+  private constructor(
+    private readonly dataDir: string,
+    private readonly extraArgs: string[],
+  ) {}
+
+  /** Starts the reference server on a free port with a fresh temporary data directory. */
+  static async start(extraArgs: string[] = []): Promise<ReferenceServer> {
+    const server = new ReferenceServer(mkdtempSync(join(tmpdir(), 'tickwire-conformance-')), extraArgs);
+    try {
+      server.url = await server.spawn('0');
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    return server;
+  }
+
+  private spawn(port: string): Promise<string> {
+    const args = [TICKWIRE_BIN, 'serve', '--port', port, '--data-dir', this.dataDir, '--log-level', 'warn', ...BUILT_IN_SERVER_ARGS, ...this.extraArgs];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    // If the suite itself dies (an uncaught error), do not leave the server running.
+    const orphanGuard = () => child.kill('SIGKILL');
+    process.once('exit', orphanGuard);
+    child.once('exit', () => process.off('exit', orphanGuard));
+    this.stderrTail = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => {
+      this.stderrTail = (this.stderrTail + chunk).slice(-4000);
+    });
+    return new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new ServerStartError(`reference server printed no ready line within ${START_TIMEOUT_MS} ms\n${this.stderrTail}`)), START_TIMEOUT_MS);
+      child.stdout!.setEncoding('utf8');
+      child.stdout!.on('data', (chunk: string) => {
+        out += chunk;
+        const match = READY_LINE.exec(out);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]!);
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new ServerStartError(`reference server exited (${code ?? signal}) before it was ready\n${this.stderrTail}`));
+      });
+    });
+  }
+
+  /** Graceful restart on the same port and data directory (SIGTERM, wait for exit, start again). */
+  async restart(): Promise<void> {
+    await this.stopChild();
+    const port = new URL(this.url).port;
+    const url = await this.spawn(port);
+    if (url !== this.url) throw new ServerStartError(`restarted server serves ${url}, not ${this.url}`);
+  }
+
+  private async stopChild(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Stops the server and removes its data directory. */
+  async stop(): Promise<void> {
+    await this.stopChild();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** The last lines the server wrote to stderr (for diagnostics when it misbehaves). */
+  get logTail(): string {
+    return this.stderrTail;
+  }
+}
+
+/** Restarts an external server with a shell command, then polls `readyUrl` until it answers 200. */
+export class CommandRestarter implements Restarter {
+  constructor(
+    private readonly command: string,
+    private readonly readyUrl: string,
+    private readonly timeoutMs = 60_000,
+  ) {}
+
+  async restart(): Promise<void> {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(this.command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'] });
+      child.once('error', reject);
+      child.once('exit', (c) => resolve(c));
+    });
+    if (code !== 0) throw new ServerStartError(`--restart-cmd exited with ${code}`);
+    const deadline = performance.now() + this.timeoutMs;
+    while (performance.now() < deadline) {
+      try {
+        const response = await fetch(this.readyUrl, { signal: AbortSignal.timeout(2000) });
+        await response.arrayBuffer();
+        if (response.status === 200) return;
+      } catch {
+        // not up yet
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new ServerStartError(`${this.readyUrl} did not answer 200 within ${this.timeoutMs} ms after --restart-cmd`);
+  }
+}
