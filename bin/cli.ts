@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 import { UsageError, type Command } from './command.ts';
 import { specCommands } from './spec-commands.ts';
 import { serveCommand } from '../reference-server/cli.ts';
+import { conformanceCommand } from '../conformance/cli.ts';
+import { chatCommand } from '../reference-client/chat/cli.ts';
 
-const COMMANDS: Command[] = [...specCommands, serveCommand];
+const COMMANDS: Command[] = [...specCommands, serveCommand, chatCommand, conformanceCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
