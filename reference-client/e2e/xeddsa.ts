@@ -107,16 +107,6 @@ export function xeddsaVerify(
       return false;
     }
   }
-  if (sRaw < GROUP_ORDER && nodeCrypto !== undefined && cryptoBackend() === 'node') {
-    // Fast path: steps 6 and 7 are exactly RFC 8032 Ed25519 verification of (Renc ‖ S) under Aenc, cofactorless
-    // with a byte comparison in OpenSSL. OpenSSL refuses S ≥ l, so that case stays on the portable path below.
-    try {
-      const key = nodeCrypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: base64Url(aEnc) }, format: 'jwk' });
-      return nodeCrypto.verify(null, message, key, concatBytes(rEnc, sBytes));
-    } catch {
-      return false;
-    }
-  }
   const h = modL(leToBigInt(sha512(concatBytes(rEnc, aEnc, message)))); // 6.
   const check = Point.BASE.multiplyUnsafe(modL(sRaw)).add(A.negate().multiplyUnsafe(h)); // 7. cofactorless
   return constantTimeEqual(check.toBytes(), rEnc);
