@@ -149,13 +149,24 @@ export interface TickwireServerOptions {
   flags?: Record<string, number | string>;
   /** File that receives the server's stderr (its log). */
   logFile?: string;
+  /** Let the bench force a full GC with SIGUSR2 before sampling memory (see lib/gc-on-signal.mjs). */
+  gcOnSignal?: boolean;
+}
+
+const GC_ON_SIGNAL = join(PROJECT_ROOT, 'bench/lib/gc-on-signal.mjs');
+const gcArgs = (enabled: boolean | undefined) => (enabled ? ['--expose-gc', '--import', GC_ON_SIGNAL] : []);
+
+/** Forces a full GC in a server started with gcOnSignal, and gives it a moment to finish. */
+export async function collectGarbage(pid: number): Promise<void> {
+  process.kill(pid, 'SIGUSR2');
+  await new Promise((r) => setTimeout(r, 750));
 }
 
 /** Starts `node bin/tickwire.js serve --port 0 --data-dir DIR ...` and waits for its ready line and /healthz. */
 export async function startTickwire(children: Children, options: TickwireServerOptions): Promise<ServerProcess> {
   // TICKWIRE_BENCH_SERVER_NODE_ARGS passes Node options to the server only (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
   const nodeArgs = (process.env['TICKWIRE_BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-  const args = [...nodeArgs, TICKWIRE_BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', options.dataDir, '--log-level', 'warn'];
+  const args = [...nodeArgs, ...gcArgs(options.gcOnSignal), TICKWIRE_BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', options.dataDir, '--log-level', 'warn'];
   for (const [flag, value] of Object.entries(options.flags ?? {})) args.push(`--${flag}`, String(value));
   const t0 = performance.now();
   const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -171,9 +182,9 @@ export async function startTickwire(children: Children, options: TickwireServerO
 }
 
 /** Starts the bare `ws` echo server (bench/baseline-ws-server.ts) under the same loader as the Tickwire server. */
-export async function startBaseline(children: Children, name = 'baseline-ws'): Promise<ServerProcess> {
+export async function startBaseline(children: Children, name = 'baseline-ws', gcOnSignal = false): Promise<ServerProcess> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', BASELINE_SERVER], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...gcArgs(gcOnSignal), '--import', 'tsx', BASELINE_SERVER], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = children.track(name, child);
   const tail = tailKeeper(child.stderr!, undefined);
   const url = await waitForReadyLine(child, name, exited, tail);

@@ -3,7 +3,7 @@
 // and after the sessions open; the V8 heap comes from the server's /metrics when it exposes it.
 import { cpus } from 'node:os';
 import { registerAccounts, type Account } from '../lib/accounts.ts';
-import { startBaseline, startTickwire, tempDirFor, type ServerProcess } from '../lib/children.ts';
+import { collectGarbage, startBaseline, startTickwire, tempDirFor, type ServerProcess } from '../lib/children.ts';
 import { Histogram, type LatencySummary } from '../lib/histogram.ts';
 import type { OpenSessionsResult, Target } from '../lib/jobs.ts';
 import { scrape, total } from '../lib/metrics.ts';
@@ -36,6 +36,7 @@ async function measure(ctx: Context, target: Target, server: ServerProcess, acco
   const { workers, options } = ctx;
   const heapOf = async () => (target === 'tickwire' ? total(await scrape(server.url), 'tickwire_process_heap_used_bytes') : undefined);
   await sleep(SETTLE_MS);
+  await collectGarbage(server.pid);
   const rssBefore = await sampleRss(server.pid);
   const heapBefore = await heapOf();
   const accountParts = split(accounts, workers.length);
@@ -58,6 +59,7 @@ async function measure(ctx: Context, target: Target, server: ServerProcess, acco
   const failed = results.reduce((n, r) => n + r.failed, 0);
   const elapsedMs = Math.max(...results.map((r) => r.elapsedMs));
   await sleep(SETTLE_MS);
+  await collectGarbage(server.pid);
   const rssAfter = await sampleRss(server.pid);
   const metricsAfter = target === 'tickwire' ? await scrape(server.url) : undefined;
   const heapAfter = metricsAfter ? total(metricsAfter, 'tickwire_process_heap_used_bytes') : undefined;
@@ -102,7 +104,7 @@ export async function sessionsScenario(ctx: Context): Promise<{ tickwire: Sessio
     await children.stop(server.pid);
   }
   let tickwire: SessionFigures;
-  server = await startTickwire(children, { name: 'tickwire-sessions', dataDir, flags, logFile: `${ctx.logDir}/sessions.log` });
+  server = await startTickwire(children, { name: 'tickwire-sessions', dataDir, flags, logFile: `${ctx.logDir}/sessions.log`, gcOnSignal: true });
   try {
     ctx.progress(`sessions: opening ${options.connections} authenticated sessions, ${options.setupConcurrency} at a time`);
     tickwire = await measure(ctx, 'tickwire', server, accounts, options.connections);
@@ -111,7 +113,7 @@ export async function sessionsScenario(ctx: Context): Promise<{ tickwire: Sessio
     await children.stop(server.pid);
     children.removeTempDir(dataDir);
   }
-  const baselineServer = await startBaseline(children, 'baseline-sessions');
+  const baselineServer = await startBaseline(children, 'baseline-sessions', true);
   let baseline: SessionFigures;
   try {
     baseline = await measure(ctx, 'baseline', baselineServer, [], options.connections);
