@@ -6,7 +6,7 @@
 // Recovery: on open every segment from `fromLsn` on is scanned; a torn or corrupt tail of the LAST segment (a crash
 // in the middle of a write) is truncated away; damage anywhere else is refused with StoreCorruptError, since records
 // after it were acknowledged as durable and silently skipping them would lose messages.
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readSync, statSync, unlinkSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeRecord, HEADER_BYTES, MAX_RECORD_BYTES, scanRecords, SEGMENT_MAGIC } from './record.ts';
@@ -49,6 +49,8 @@ interface Pending {
 }
 
 const SEGMENT_NAME = /^(\d{12})\.twlog$/;
+/** Bytes read at once by readRecord; see there. */
+const READ_AHEAD_BYTES = 256 * 1024;
 const segmentName = (n: number) => `${String(n).padStart(12, '0')}.twlog`;
 
 export class SegmentLog {
@@ -64,6 +66,8 @@ export class SegmentLog {
   private failed: Error | undefined;
   private closed = false;
   private readFds = new Map<number, number>();
+  /** The last read-ahead window of readRecord (only ever holds durable bytes: records are read after their append). */
+  private readWindow: { segment: number; offset: number; data: Buffer } | undefined;
 
   private constructor(dir: string, options: SegmentLogOptions) {
     this.dir = dir;
@@ -101,9 +105,13 @@ export class SegmentLog {
       if (segment < startSegment) continue;
       const last = index === this.segments.length - 1;
       const path = join(this.dir, segmentName(segment));
-      const buf = readWhole(path);
-      report.bytesScanned += buf.length;
-      if (buf.length < SEGMENT_MAGIC.length || !buf.subarray(0, SEGMENT_MAGIC.length).equals(SEGMENT_MAGIC)) {
+      // Only the part from the replay start on is read: after a checkpoint near the end of a large segment, start-up
+      // must not read the whole segment to skip most of it.
+      const from = segment === startSegment ? Math.max(offsetOf(fromLsn), SEGMENT_MAGIC.length) : SEGMENT_MAGIC.length;
+      const head = readRange(path, 0, SEGMENT_MAGIC.length);
+      const fileSize = statSync(path).size;
+      if (head.length < SEGMENT_MAGIC.length || !head.equals(SEGMENT_MAGIC)) {
+        const buf = head;
         // A crash can leave a freshly created last segment without its magic; anything else is damage.
         if (last && buf.length < SEGMENT_MAGIC.length && SEGMENT_MAGIC.subarray(0, buf.length).equals(buf)) {
           unlinkSync(path);
@@ -114,19 +122,21 @@ export class SegmentLog {
         }
         throw new StoreCorruptError(`segment ${segmentName(segment)} does not start with the log magic`);
       }
-      const start = segment === startSegment ? Math.max(offsetOf(fromLsn), SEGMENT_MAGIC.length) : SEGMENT_MAGIC.length;
-      const stop = scanRecords(buf, start, (r) => {
+      const buf = from < fileSize ? readRange(path, from, fileSize - from) : Buffer.alloc(0);
+      report.bytesScanned += buf.length;
+      const stop = scanRecords(buf, 0, (r) => {
         report.records++;
-        onRecord({ type: r.type, payload: r.payload, lsn: lsnOf(segment, r.offset), size: r.end - r.offset });
+        onRecord({ type: r.type, payload: r.payload, lsn: lsnOf(segment, from + r.offset), size: r.end - r.offset });
       });
       if (stop.kind === 'torn') {
+        const offset = from + stop.offset;
         if (!last) {
           throw new StoreCorruptError(
-            `segment ${segmentName(segment)} is damaged at offset ${stop.offset} (${stop.reason}) and later segments exist`,
+            `segment ${segmentName(segment)} is damaged at offset ${offset} (${stop.reason}) and later segments exist`,
           );
         }
-        truncateFile(path, stop.offset);
-        report.truncated = { segment, offset: stop.offset, bytes: buf.length - stop.offset, reason: stop.reason };
+        truncateFile(path, offset);
+        report.truncated = { segment, offset, bytes: fileSize - offset, reason: stop.reason };
       }
     }
     return report;
@@ -241,6 +251,7 @@ export class SegmentLog {
   // do not follow garbage. If even that fails, the log refuses further writes until it is reopened (recovery then
   // truncates the torn tail).
   private async undoPartialWrite(position: number): Promise<void> {
+    this.readWindow = undefined;
     try {
       await this.handle!.truncate(position);
       await this.handle!.datasync();
@@ -255,27 +266,43 @@ export class SegmentLog {
     await this.createSegment(this.activeSegment + 1);
   }
 
-  /** Reads `size` bytes of the record at `lsn` (as returned by append or replay) and returns its payload. */
+  /**
+   * Reads the record at `lsn` (as returned by append or replay), `size` bytes long, and returns its payload. Reads go
+   * through a read-ahead window of READ_AHEAD_BYTES: draining a backlog whose bodies were evicted from memory reads the
+   * log in order, and one read system call then serves hundreds of records.
+   */
   readRecord(lsn: Lsn, size: number): { type: number; payload: Buffer } {
     const segment = segmentOf(lsn);
-    let fd = this.readFds.get(segment);
-    if (fd === undefined) {
-      fd = openSync(join(this.dir, segmentName(segment)), 'r');
-      this.readFds.set(segment, fd);
-    }
-    const buf = Buffer.allocUnsafe(size);
-    let read = 0;
-    while (read < size) {
-      const n = readSync(fd, buf, read, size - read, offsetOf(lsn) + read);
-      if (n === 0) throw new StoreCorruptError(`short read at segment ${segment} offset ${offsetOf(lsn)}`);
-      read += n;
+    const offset = offsetOf(lsn);
+    let buf: Buffer;
+    const window = this.readWindow;
+    if (window && window.segment === segment && offset >= window.offset && offset + size <= window.offset + window.data.length) {
+      buf = window.data.subarray(offset - window.offset, offset - window.offset + size);
+    } else {
+      let fd = this.readFds.get(segment);
+      if (fd === undefined) {
+        fd = openSync(join(this.dir, segmentName(segment)), 'r');
+        this.readFds.set(segment, fd);
+      }
+      // Never read ahead past what has been written in full: a failed batch's tail can be cut and rewritten.
+      const written = segment === this.activeSegment ? this.activeSize - offset : READ_AHEAD_BYTES;
+      const data = Buffer.allocUnsafe(Math.max(size, Math.min(READ_AHEAD_BYTES, written)));
+      let read = 0;
+      while (read < size) {
+        const n = readSync(fd, data, read, data.length - read, offset + read);
+        if (n === 0) break;
+        read += n;
+      }
+      if (read < size) throw new StoreCorruptError(`short read at segment ${segment} offset ${offset}`);
+      this.readWindow = { segment, offset, data: data.subarray(0, read) };
+      buf = data.subarray(0, size);
     }
     let record: { type: number; payload: Buffer } | undefined;
     const stop = scanRecords(buf, 0, (r) => {
       if (record === undefined) record = { type: r.type, payload: Buffer.from(r.payload) };
     });
     if (!record || (stop.kind === 'torn' && stop.offset === 0)) {
-      throw new StoreCorruptError(`record at segment ${segment} offset ${offsetOf(lsn)} is damaged`);
+      throw new StoreCorruptError(`record at segment ${segment} offset ${offset} is damaged`);
     }
     return record;
   }
@@ -288,6 +315,7 @@ export class SegmentLog {
       closeSync(fd);
       this.readFds.delete(segment);
     }
+    if (this.readWindow?.segment === segment) this.readWindow = undefined;
     try {
       unlinkSync(join(this.dir, segmentName(segment)));
     } catch (error) {
@@ -320,19 +348,18 @@ async function writeFully(handle: FileHandle, buf: Buffer, position: number): Pr
   }
 }
 
-function readWhole(path: string): Buffer {
+/** Reads `length` bytes of the file from `position` (fewer at the end of the file). */
+function readRange(path: string, position: number, length: number): Buffer {
   const fd = openSync(path, 'r');
   try {
-    const chunks: Buffer[] = [];
+    const buf = Buffer.allocUnsafe(length);
     let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(4 * 1024 * 1024);
-      const n = readSync(fd, chunk, 0, chunk.length, total);
+    while (total < length) {
+      const n = readSync(fd, buf, total, length - total, position + total);
       if (n === 0) break;
-      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
       total += n;
     }
-    return Buffer.concat(chunks, total);
+    return total === length ? buf : buf.subarray(0, total);
   } finally {
     closeSync(fd);
   }
