@@ -167,9 +167,14 @@ export class TickwireClient extends EventEmitter<ClientEvents> implements Messag
     return this.outbox.size;
   }
 
+  /**
+   * Opens the session (or returns the pending first connect). After the session ended for good (4403, 4409,
+   * AUTH_FAILED) an explicit call starts again: the spec forbids reconnecting automatically after those closes
+   * [DLV-38], not an application acting on its user's request ("use this device here").
+   */
   connect(): Promise<void> {
     if (this.closed) return Promise.reject(new ClientError('CLOSED', 'the client was closed'));
-    this.started ??= this.reconnector.start();
+    if (this.started === undefined || this.reconnector.state === 'stopped') this.started = this.reconnector.start();
     return this.started;
   }
 

@@ -68,6 +68,7 @@ export class Reconnector {
 
   /** Runs the loop; resolves on the first welcome, rejects if the loop stops before one. */
   start(): Promise<void> {
+    if (this.state === 'stopped') this.state = 'idle'; // an explicit restart after a final close
     return new Promise((resolve, reject) => {
       let first = true;
       void this.run(
