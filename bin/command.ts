@@ -18,3 +18,28 @@ export class UsageError extends Error {
     this.name = 'UsageError';
   }
 }
+
+/**
+ * Parses `--name value` and `--name=value` pairs where every option takes a value: unknown options, missing values,
+ * repeated options and positional arguments are UsageErrors. Commands with boolean flags use node:util's parseArgs.
+ */
+export function parseValueFlags(args: string[], known: ReadonlySet<string>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument '${arg}'`);
+    const eq = arg.indexOf('=');
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    if (!known.has(name)) throw new UsageError(`unknown option --${name}`);
+    let value: string | undefined;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else {
+      value = args[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
+      i++;
+    }
+    if (out.has(name)) throw new UsageError(`--${name} is given more than once`);
+    out.set(name, value);
+  }
+  return out;
+}

@@ -1,6 +1,6 @@
 // `tickwire serve`: runs the reference server until SIGTERM or SIGINT. Every limit of spec/limits.json has a flag
 // (`--max-frame-bytes 131072`) and an environment variable (`TICKWIRE_MAX_FRAME_BYTES=131072`); flags win.
-import { UsageError, type Command } from '../bin/command.ts';
+import { parseValueFlags, UsageError, type Command } from '../bin/command.ts';
 import { limits as limitSpecs, type LimitName } from '../spec/index.ts';
 import {
   configProblems,
@@ -59,27 +59,8 @@ function helpText(): string {
   ].join('\n');
 }
 
-/** Parses `--name value` and `--name=value` pairs; every option takes a value. */
 function parseFlags(args: string[]): Map<string, string> {
-  const known = new Set([...SERVER_OPTIONS.map((o) => o.flag), ...limitSpecs.map((s) => limitFlag(s.name))]);
-  const out = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument '${arg}'`);
-    const eq = arg.indexOf('=');
-    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-    if (!known.has(name)) throw new UsageError(`unknown option --${name}`);
-    let value: string | undefined;
-    if (eq >= 0) value = arg.slice(eq + 1);
-    else {
-      value = args[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new UsageError(`--${name} needs a value`);
-      i++;
-    }
-    if (out.has(name)) throw new UsageError(`--${name} is given more than once`);
-    out.set(name, value);
-  }
-  return out;
+  return parseValueFlags(args, new Set([...SERVER_OPTIONS.map((o) => o.flag), ...limitSpecs.map((s) => limitFlag(s.name))]));
 }
 
 function integer(text: string, what: string): number {

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { readJson, SPEC_DIR } from './schema-files.ts';
 import type { ErrorCode, LimitName, Limits } from './types.gen.ts';
-import type { RequirementLevel, Party } from './tools/requirements.ts';
+import type { Requirement } from './tools/requirements.ts';
 
 export type Transport = 'http' | 'ws';
 
@@ -42,15 +42,8 @@ export interface RouteSpec {
   errors: ErrorCode[];
 }
 
-export interface RequirementEntry {
-  id: string;
-  section: string;
-  chapter: string;
-  level: RequirementLevel;
-  parties: Party[];
-  observable: boolean;
-  text: string;
-}
+/** One entry of spec/requirements.json: a parsed requirement without its line number in PROTOCOL.md. */
+export type RequirementEntry = Omit<Requirement, 'line'>;
 
 export const errors: readonly ErrorSpec[] = Object.freeze(
   (readJson(join(SPEC_DIR, 'errors.json')) as { errors: ErrorSpec[] }).errors,

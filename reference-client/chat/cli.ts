@@ -3,7 +3,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { UsageError, type Command } from '../../bin/command.ts';
+import { parseValueFlags, UsageError, type Command } from '../../bin/command.ts';
 import type { ClientOptions, ReceivedMessage } from '../client-api.ts';
 import { TickwireClient } from '../client.ts';
 import { CLOSE_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DEVICE_NAME, EXIT_GRACE_MS } from './constants.ts';
@@ -55,19 +55,7 @@ interface ChatArgs {
 }
 
 export function parseChatArgs(args: string[]): ChatArgs {
-  const known = new Set(OPTIONS.map(([flag]) => flag));
-  const flags = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument '${arg}'`);
-    const eq = arg.indexOf('=');
-    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-    if (!known.has(name)) throw new UsageError(`unknown option --${name}`);
-    const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
-    if (value === undefined || (eq < 0 && value.startsWith('--'))) throw new UsageError(`--${name} needs a value`);
-    if (flags.has(name)) throw new UsageError(`--${name} is given more than once`);
-    flags.set(name, value);
-  }
+  const flags = parseValueFlags(args, new Set(OPTIONS.map(([flag]) => flag)));
   const url = flags.get('url');
   if (url === undefined) throw new UsageError('--url is required');
   if (!/^https?:\/\/[^/\s]+\/?$/.test(url)) throw new UsageError(`--url must look like http://host:port (got '${url}')`);
