@@ -136,7 +136,8 @@ t.test('(d) prekeys_low at session start, then delivery of a prekey message', as
 });
 
 t.test('window, queue_empty and acknowledgement rules (sections 4.5, 4.6, 4.8)', async (t) => {
-  const server = await startTestServer(t, { limits: { prekeyLowWater: 0, ackTimeoutMs: 1000 } });
+  // The default ackTimeoutMs (10 s): this case waits out several quiet periods and must not see redeliveries.
+  const server = await startTestServer(t, { limits: { prekeyLowWater: 0 } });
   const alice = await registerUser(server);
   const bob = await registerUser(server);
   const a = (await openSession(server, alice)).client;
