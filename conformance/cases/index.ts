@@ -4,11 +4,14 @@ import { cases as transportHttp } from './1-transport-http.ts';
 import { cases as transportWebSocket } from './1-transport-websocket.ts';
 import { cases as identity } from './2-identity.ts';
 import { cases as authentication } from './2-authentication.ts';
+import { cases as prekeys } from './3-prekeys.ts';
 import { cases as sending } from './4-sending.ts';
 import { cases as delivery } from './4-delivery.ts';
 import { cases as acknowledgement } from './4-acknowledgement.ts';
 import { cases as sessions } from './4-sessions.ts';
 import { cases as receipts } from './4-receipts.ts';
+import { cases as presence } from './5-presence.ts';
+import { cases as keepalive } from './6-keepalive.ts';
 import { cases as errors } from './7-errors.ts';
 
 export const cases: readonly ConformanceCase[] = Object.freeze([
@@ -16,11 +19,14 @@ export const cases: readonly ConformanceCase[] = Object.freeze([
   ...transportWebSocket,
   ...identity,
   ...authentication,
+  ...prekeys,
   ...sending,
   ...delivery,
   ...acknowledgement,
   ...receipts,
   ...sessions,
+  ...presence,
+  ...keepalive,
   ...errors,
 ]);
 
