@@ -1,6 +1,7 @@
 // Shared helpers for tests that run the real reference server over real sockets: start it on port 0 with a fresh
 // data directory, register users over HTTP, open authenticated WebSocket sessions, and wait for frames by predicate
 // with a timeout. Key material and names come from a seeded generator; the seed is in TICKWIRE_TEST_SEED.
+import { seededRandom } from '../lib/seeded-random.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,18 +12,7 @@ import { WS_PATH, WS_SUBPROTOCOL, type ServerFrame, type ServerFrameMap, type We
 
 export const TEST_SEED = Number(process.env['TICKWIRE_TEST_SEED'] ?? 7_340_033);
 
-/** mulberry32, seeded: the same seed gives the same keys, secrets and names. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = mulberry32(TEST_SEED);
+const random = seededRandom(TEST_SEED);
 let nameCounter = 0;
 
 export function randomBytesSeeded(n: number): Buffer {

@@ -1,23 +1,14 @@
 // Test harness for the HTTP API: a real server on 127.0.0.1, port 0, with a fresh data directory; a small client on
 // fetch that checks every answer against its spec schema; seeded key material (the seed is printed on failure).
 import { mkdtempSync, rmSync } from 'node:fs';
+import { seededRandom } from '../../lib/seeded-random.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { routes, validate, type PreKey, type SignedPreKey } from '../../../spec/index.ts';
 import { defaultConfig, defaultLimitValues, type LimitValues, type ServerConfig } from '../../../reference-server/config.ts';
 import { startServer, type RunningServer, type StartOptions } from '../../../reference-server/server.ts';
 
-/** mulberry32: a small seeded PRNG, so that every run with the same seed produces the same keys and names. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export const SEED = Number(process.env['TICKWIRE_TEST_SEED'] ?? 20240611);
 
