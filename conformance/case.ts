@@ -11,10 +11,17 @@ import type { CaseContext } from './context.ts';
 export type Level = 'must' | 'should';
 
 /**
- * Capabilities a case needs beyond a running server. `restart`: the suite can restart the server under test (the
- * built-in reference server, or `--restart-cmd`); such cases run alone, after every other case.
+ * Capabilities a case needs beyond a running server. `restart`: the suite can crash and restart the server under test
+ * (the built-in reference server, killed with SIGKILL, or `--restart-cmd`). `graceful-restart`: it can make the server
+ * shut down deliberately and start again (the built-in server, sent SIGTERM, or `--graceful-restart-cmd`). Such cases
+ * run alone, after every other case.
  */
-export type Need = 'restart';
+export type Need = 'restart' | 'graceful-restart';
+
+/** The restart kind a need asks for, if it is a restart. */
+export function restartKindOf(need: Need): 'crash' | 'graceful' {
+  return need === 'restart' ? 'crash' : 'graceful';
+}
 
 export interface ConformanceCase {
   /** `<section>/<slug>`, e.g. `4.6/ack-upto-acknowledges-delivered`: the section of PROTOCOL.md it checks. */

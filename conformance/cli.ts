@@ -19,9 +19,13 @@ temporary data directory, with ${BUILT_IN_SERVER_ARGS.join(' ')}) and stops it a
 
 Server:
   --url <url>              the server under test, e.g. http://127.0.0.1:8080 (the WebSocket is <url>/v1/ws)
-  --restart-cmd <cmd>      shell command that restarts the server under test, keeping its data; cases that need a
-                           restart are NOT-RUN without it (the built-in reference server restarts itself)
-  --ready-url <url>        polled after --restart-cmd until it answers 200 (default <url>/healthz)
+  --restart-cmd <cmd>      shell command that crashes and restarts the server under test, keeping its data (kill -9
+                           is the honest test of durability); the cases that need it check that nothing ACKed is
+                           lost and are NOT-RUN without it (the built-in reference server is killed with SIGKILL)
+  --graceful-restart-cmd <cmd>
+                           shell command that stops the server deliberately (as for a deploy) and starts it again;
+                           the cases of KAL-13 need it (the built-in reference server is sent SIGTERM)
+  --ready-url <url>        polled after either restart command until it answers 200 (default <url>/healthz)
 
 Selection:
   --grep <regex>           run cases whose id or title matches (repeatable)
@@ -53,6 +57,7 @@ Exit codes: 0 every required case passed, 1 a required case failed, 2 bad argume
 interface Parsed {
   url?: string;
   restartCmd?: string;
+  gracefulRestartCmd?: string;
   readyUrl?: string;
   selection: Selection;
   list: boolean;
@@ -93,6 +98,7 @@ export function parseArgs(args: string[]): Parsed {
         break;
       }
       case '--restart-cmd': parsed.restartCmd = value(); break;
+      case '--graceful-restart-cmd': parsed.gracefulRestartCmd = value(); break;
       case '--ready-url': parsed.readyUrl = value(); break;
       case '--grep': push('grep', value(), false); break;
       case '--exclude': push('exclude', value(), false); break;
@@ -120,8 +126,9 @@ export function parseArgs(args: string[]): Parsed {
         throw new UsageError(`unknown option ${arg}`);
     }
   }
-  if (parsed.readyUrl !== undefined && parsed.restartCmd === undefined) throw new UsageError('--ready-url goes with --restart-cmd');
-  if (parsed.restartCmd !== undefined && parsed.url === undefined) throw new UsageError('--restart-cmd needs --url (the built-in server restarts itself)');
+  const restartCmd = parsed.restartCmd !== undefined || parsed.gracefulRestartCmd !== undefined;
+  if (parsed.readyUrl !== undefined && !restartCmd) throw new UsageError('--ready-url goes with --restart-cmd or --graceful-restart-cmd');
+  if (restartCmd && parsed.url === undefined) throw new UsageError('--restart-cmd and --graceful-restart-cmd need --url (the built-in server restarts itself)');
   for (const id of parsed.selection.requirement ?? []) if (!/^[A-Z]{2,4}-[1-9][0-9]*$/.test(id)) throw new UsageError(`--requirement '${id}' is not a requirement ID such as DLV-12`);
   if (parsed.reporters.length === 0) parsed.reporters.push({ name: 'terminal' });
   if (parsed.output !== undefined) {
@@ -164,8 +171,9 @@ async function runConformance(args: string[]): Promise<number> {
     }
     url = server.url;
     restarter = server;
-  } else if (parsed.restartCmd !== undefined) {
-    restarter = new CommandRestarter(parsed.restartCmd, parsed.readyUrl ?? `${url}/healthz`);
+  } else if (parsed.restartCmd !== undefined || parsed.gracefulRestartCmd !== undefined) {
+    const commands = { ...(parsed.restartCmd !== undefined ? { crash: parsed.restartCmd } : {}), ...(parsed.gracefulRestartCmd !== undefined ? { graceful: parsed.gracefulRestartCmd } : {}) };
+    restarter = new CommandRestarter(commands, parsed.readyUrl ?? `${url}/healthz`);
   }
 
   const terminalToStdout = parsed.reporters.some((r) => r.name === 'terminal' && r.file === undefined);

@@ -10,9 +10,18 @@ import { caseSeed, freshUsername, Material, Rng } from './fixtures.ts';
 import { Session } from './session.ts';
 import { Transcript } from './transcript.ts';
 
+/**
+ * How the server under test goes down before it comes back. `crash`: killed without warning (SIGKILL for the built-in
+ * reference server), the test of every durability promise. `graceful`: told to shut down (SIGTERM), the test of what a
+ * server does before a deliberate restart (KAL-13).
+ */
+export type RestartKind = 'crash' | 'graceful';
+
 /** Restarts the server under test and resolves once it serves requests again. */
 export interface Restarter {
-  restart(): Promise<void>;
+  /** The kinds of restart this restarter can perform. */
+  readonly kinds: ReadonlySet<RestartKind>;
+  restart(kind: RestartKind): Promise<void>;
 }
 
 /** What every case of one run shares. */
@@ -220,12 +229,15 @@ export class CaseContext {
     return session;
   }
 
-  /** Restarts the server under test (cases that declare `needs: ['restart']`). */
-  async restartServer(): Promise<void> {
-    if (!this.env.restarter) throw new CaseNotRun('needs --restart-cmd (or the built-in reference server)');
-    this.note('restarting the server');
+  /**
+   * Restarts the server under test: a crash (the default; cases that declare `needs: ['restart']`) or a graceful
+   * restart (`needs: ['graceful-restart']`).
+   */
+  async restartServer(kind: RestartKind = 'crash'): Promise<void> {
+    if (!this.env.restarter?.kinds.has(kind)) throw new CaseNotRun(restartUnavailable(kind));
+    this.note(`restarting the server (${kind})`);
     const before = performance.now();
-    await this.env.restarter.restart();
+    await this.env.restarter.restart(kind);
     this.extend(performance.now() - before);
     this.note('server restarted');
   }
@@ -235,4 +247,11 @@ export class CaseContext {
     for (const session of this.sessions) if (!session.closeInfo) session.terminate();
     await Promise.all(this.sessions.map((s) => Promise.race([s.conn.closed, new Promise((r) => setTimeout(r, 1000))])));
   }
+}
+
+/** Why a case needing a restart of `kind` cannot run. */
+export function restartUnavailable(kind: RestartKind): string {
+  return kind === 'crash'
+    ? 'needs a server restart: pass --restart-cmd (and --ready-url)'
+    : 'needs a graceful server restart: pass --graceful-restart-cmd (and --ready-url)';
 }

@@ -1,8 +1,8 @@
 // Runs conformance cases against one server: selection, a bounded pool of concurrent cases, a per-case timeout,
 // verdicts, and the run's exit code. Cases needing a restart run alone after all others. A server that stops
 // answering ends the run (exit 2) instead of letting every remaining case time out.
-import { CaseFailure, CaseNotRun, CaseUnsupported, sectionOf, ServerUnreachable, type ConformanceCase, type Level, type Verdict } from './case.ts';
-import { CaseContext, type Restarter, type SuiteEnv } from './context.ts';
+import { CaseFailure, CaseNotRun, CaseUnsupported, restartKindOf, sectionOf, ServerUnreachable, type ConformanceCase, type Level, type Verdict } from './case.ts';
+import { CaseContext, restartUnavailable, type Restarter, type SuiteEnv } from './context.ts';
 import { coverageOf, type Coverage } from './coverage.ts';
 import type { TranscriptLine } from './transcript.ts';
 
@@ -114,8 +114,9 @@ function isNetworkError(error: unknown): boolean {
 async function runOne(c: ConformanceCase, env: SuiteEnv, options: RunOptions): Promise<CaseResult> {
   const base = { id: c.id, section: sectionOf(c.id), title: c.title, level: c.level, requirements: c.requirements };
   const started = performance.now();
-  if (c.needs?.includes('restart') && !env.restarter) {
-    return { ...base, verdict: 'NOT-RUN', reason: 'needs a server restart: pass --restart-cmd (and --ready-url)', durationMs: 0 };
+  for (const need of c.needs ?? []) {
+    const kind = restartKindOf(need);
+    if (!env.restarter?.kinds.has(kind)) return { ...base, verdict: 'NOT-RUN', reason: restartUnavailable(kind), durationMs: 0 };
   }
   const ctx = new CaseContext(env, c.id, options.timeoutMs);
   let outcome: { kind: 'ok' } | { kind: 'error'; error: unknown } | { kind: 'timeout' };
@@ -181,8 +182,11 @@ export async function run(cases: readonly ConformanceCase[], options: RunOptions
   };
   if (!(await reachable(options.url))) aborted = `server at ${options.url} is unreachable`;
 
-  const parallel = cases.filter((c) => !c.needs?.includes('restart') || !env.restarter);
-  const exclusive = cases.filter((c) => c.needs?.includes('restart') && env.restarter);
+  // A case that restarts the server would disturb every case running beside it, so those run alone, at the end. (One
+  // the restarter cannot serve is NOT-RUN at once and may as well go with the others.)
+  const restarts = (c: ConformanceCase) => (c.needs ?? []).some((need) => env.restarter?.kinds.has(restartKindOf(need)));
+  const parallel = cases.filter((c) => !restarts(c));
+  const exclusive = cases.filter(restarts);
   const lane = async (queue: ConformanceCase[]) => {
     for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
       if (aborted) return;

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Restarter } from './context.ts';
+import type { RestartKind, Restarter } from './context.ts';
 
 const TICKWIRE_BIN = fileURLToPath(new URL('../bin/tickwire.js', import.meta.url));
 const READY_LINE = /tickwire serving on (\S+)/;
@@ -32,6 +32,7 @@ export class ServerStartError extends Error {
 }
 
 export class ReferenceServer implements Restarter {
+  readonly kinds: ReadonlySet<RestartKind> = new Set<RestartKind>(['crash', 'graceful']);
   private child: ChildProcess | undefined;
   private stderrTail = '';
   url = '';
@@ -84,12 +85,25 @@ export class ReferenceServer implements Restarter {
     });
   }
 
-  /** Graceful restart on the same port and data directory (SIGTERM, wait for exit, start again). */
-  async restart(): Promise<void> {
-    await this.stopChild();
+  /**
+   * Restarts on the same port and data directory: a crash is SIGKILL, with no chance to flush anything (the
+   * durability promises of PROTOCOL.md hold even then); a graceful restart is SIGTERM, waiting for the exit.
+   */
+  async restart(kind: RestartKind): Promise<void> {
+    if (kind === 'crash') await this.killChild();
+    else await this.stopChild();
     const port = new URL(this.url).port;
     const url = await this.spawn(port);
     if (url !== this.url) throw new ServerStartError(`restarted server serves ${url}, not ${this.url}`);
+  }
+
+  private async killChild(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGKILL');
+    await exited;
   }
 
   private async stopChild(): Promise<void> {
@@ -115,21 +129,29 @@ export class ReferenceServer implements Restarter {
   }
 }
 
-/** Restarts an external server with a shell command, then polls `readyUrl` until it answers 200. */
+/**
+ * Restarts an external server with a shell command per kind (`--restart-cmd` for a crash, `--graceful-restart-cmd`
+ * for a deliberate restart), then polls `readyUrl` until it answers 200.
+ */
 export class CommandRestarter implements Restarter {
+  readonly kinds: ReadonlySet<RestartKind>;
   constructor(
-    private readonly command: string,
+    private readonly commands: Partial<Record<RestartKind, string>>,
     private readonly readyUrl: string,
     private readonly timeoutMs = 60_000,
-  ) {}
+  ) {
+    this.kinds = new Set((Object.keys(commands) as RestartKind[]).filter((k) => commands[k] !== undefined));
+  }
 
-  async restart(): Promise<void> {
+  async restart(kind: RestartKind): Promise<void> {
+    const command = this.commands[kind];
+    if (command === undefined) throw new RangeError(`no command for a ${kind} restart`);
     const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(this.command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'] });
+      const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'] });
       child.once('error', reject);
       child.once('exit', (c) => resolve(c));
     });
-    if (code !== 0) throw new ServerStartError(`--restart-cmd exited with ${code}`);
+    if (code !== 0) throw new ServerStartError(`${kind === 'crash' ? '--restart-cmd' : '--graceful-restart-cmd'} exited with ${code}`);
     const deadline = performance.now() + this.timeoutMs;
     while (performance.now() < deadline) {
       try {

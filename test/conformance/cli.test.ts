@@ -99,3 +99,35 @@ t.test('should-level failures are NON-STRICT unless --strict; timeouts fail; res
   t.equal(strict.results[0]?.verdict, 'FAILED');
   t.equal(strict.exitCode, 1);
 });
+
+t.test('restart commands: one per kind, each run on demand, then the ready URL is polled', async (t) => {
+  t.throws(() => parseArgs(['--graceful-restart-cmd', 'true']), UsageError, 'needs --url');
+  t.equal(parseArgs(['--url', 'http://127.0.0.1:1', '--graceful-restart-cmd', 'true', '--ready-url', 'http://127.0.0.1:1/up']).gracefulRestartCmd, 'true');
+  const { createServer } = await import('node:http');
+  let ready = 0;
+  const probe = createServer((req, res) => {
+    ready++;
+    res.writeHead(req.url === '/up' ? 200 : 404).end();
+  });
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => probe.close());
+  const port = (probe.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), 'tickwire-conformance-restart-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { CommandRestarter } = await import('../../conformance/server-process.ts');
+  const graceful = new CommandRestarter({ graceful: `echo graceful >> ${join(dir, 'log')}` }, `http://127.0.0.1:${port}/up`);
+  t.same([...graceful.kinds], ['graceful']);
+  await graceful.restart('graceful');
+  t.equal(readFileSync(join(dir, 'log'), 'utf8'), 'graceful\n');
+  t.ok(ready >= 1, 'the ready URL was polled');
+  await t.rejects(graceful.restart('crash'), RangeError, 'no crash command');
+  const failing = new CommandRestarter({ crash: 'exit 3' }, `http://127.0.0.1:${port}/up`);
+  await t.rejects(failing.restart('crash'), /--restart-cmd exited with 3/);
+
+  // A crash-restart case is NOT-RUN when only a graceful restart is available, and says which option it needs.
+  const fake = await startFakeServer();
+  t.teardown(() => fake.close());
+  const report = await run(select(cases, { grep: ['^4.14/deleted-device'] }), { url: fake.url, concurrency: 1, timeoutMs: 1500, seed: 1, strict: false, restarter: graceful });
+  t.equal(report.results[0]?.verdict, 'NOT-RUN');
+  t.match(report.results[0]?.reason, /--restart-cmd/);
+});
