@@ -13,15 +13,12 @@ export type Level = 'must' | 'should';
 /**
  * Capabilities a case needs beyond a running server. `restart`: the suite can crash and restart the server under test
  * (the built-in reference server, killed with SIGKILL, or `--restart-cmd`). `graceful-restart`: it can make the server
- * shut down deliberately and start again (the built-in server, sent SIGTERM, or `--graceful-restart-cmd`). Such cases
+ * shut down deliberately and start again (the built-in server, sent SIGTERM, or `--graceful-restart-cmd`).
+ * `storage-fault`: it can make the server's storage fail and then heal it (the built-in server, whose file size limit
+ * is cut to 1 byte with prlimit(1) so that every write fails with EFBIG, or `--fault-cmd` and `--heal-cmd`). Such cases
  * run alone, after every other case.
  */
-export type Need = 'restart' | 'graceful-restart';
-
-/** The restart kind a need asks for, if it is a restart. */
-export function restartKindOf(need: Need): 'crash' | 'graceful' {
-  return need === 'restart' ? 'crash' : 'graceful';
-}
+export type Need = 'restart' | 'graceful-restart' | 'storage-fault';
 
 export interface ConformanceCase {
   /** `<section>/<slug>`, e.g. `4.6/ack-upto-acknowledges-delivered`: the section of PROTOCOL.md it checks. */

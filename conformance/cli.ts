@@ -3,12 +3,12 @@
 import { writeFileSync } from 'node:fs';
 import { UsageError, type Command } from '../bin/command.ts';
 import { cases as allCases } from './cases/index.ts';
-import type { Restarter } from './context.ts';
+import type { Faulter, Restarter } from './context.ts';
 import { randomSeed } from './fixtures.ts';
 import { isReporterName, REPORTERS, type ReporterName } from './reporters/index.ts';
 import { progressLine, renderTerminal } from './reporters/terminal.ts';
 import { run, select, type Selection } from './runner.ts';
-import { BUILT_IN_SERVER_ARGS, CommandRestarter, ReferenceServer, ServerStartError } from './server-process.ts';
+import { BUILT_IN_SERVER_ARGS, CommandFaulter, CommandRestarter, ReferenceServer, ServerStartError } from './server-process.ts';
 
 const HELP = `Usage: tickwire conformance [options]
 
@@ -25,6 +25,11 @@ Server:
   --graceful-restart-cmd <cmd>
                            shell command that stops the server deliberately (as for a deploy) and starts it again;
                            the cases of KAL-13 need it (the built-in reference server is sent SIGTERM)
+  --fault-cmd <cmd>        shell command that makes the server's storage fail without stopping it (for example
+                           pausing its database); with --heal-cmd, which undoes it, the cases of MSG-18 check that
+                           no send is ACKed while storage is down (the built-in server: prlimit cuts its file size
+                           limit to one byte)
+  --heal-cmd <cmd>         shell command that undoes --fault-cmd
   --ready-url <url>        polled after either restart command until it answers 200 (default <url>/healthz)
 
 Selection:
@@ -58,6 +63,8 @@ interface Parsed {
   url?: string;
   restartCmd?: string;
   gracefulRestartCmd?: string;
+  faultCmd?: string;
+  healCmd?: string;
   readyUrl?: string;
   selection: Selection;
   list: boolean;
@@ -99,6 +106,8 @@ export function parseArgs(args: string[]): Parsed {
       }
       case '--restart-cmd': parsed.restartCmd = value(); break;
       case '--graceful-restart-cmd': parsed.gracefulRestartCmd = value(); break;
+      case '--fault-cmd': parsed.faultCmd = value(); break;
+      case '--heal-cmd': parsed.healCmd = value(); break;
       case '--ready-url': parsed.readyUrl = value(); break;
       case '--grep': push('grep', value(), false); break;
       case '--exclude': push('exclude', value(), false); break;
@@ -129,6 +138,8 @@ export function parseArgs(args: string[]): Parsed {
   const restartCmd = parsed.restartCmd !== undefined || parsed.gracefulRestartCmd !== undefined;
   if (parsed.readyUrl !== undefined && !restartCmd) throw new UsageError('--ready-url goes with --restart-cmd or --graceful-restart-cmd');
   if (restartCmd && parsed.url === undefined) throw new UsageError('--restart-cmd and --graceful-restart-cmd need --url (the built-in server restarts itself)');
+  if ((parsed.faultCmd === undefined) !== (parsed.healCmd === undefined)) throw new UsageError('--fault-cmd and --heal-cmd go together');
+  if (parsed.faultCmd !== undefined && parsed.url === undefined) throw new UsageError('--fault-cmd needs --url (the built-in server is faulted with prlimit)');
   for (const id of parsed.selection.requirement ?? []) if (!/^[A-Z]{2,4}-[1-9][0-9]*$/.test(id)) throw new UsageError(`--requirement '${id}' is not a requirement ID such as DLV-12`);
   if (parsed.reporters.length === 0) parsed.reporters.push({ name: 'terminal' });
   if (parsed.output !== undefined) {
@@ -161,6 +172,7 @@ async function runConformance(args: string[]): Promise<number> {
   let server: ReferenceServer | undefined;
   let url = parsed.url;
   let restarter: Restarter | undefined;
+  let faulter: Faulter | undefined;
   if (url === undefined) {
     try {
       server = await ReferenceServer.start();
@@ -171,10 +183,12 @@ async function runConformance(args: string[]): Promise<number> {
     }
     url = server.url;
     restarter = server;
+    if (await ReferenceServer.canFault()) faulter = server;
   } else if (parsed.restartCmd !== undefined || parsed.gracefulRestartCmd !== undefined) {
     const commands = { ...(parsed.restartCmd !== undefined ? { crash: parsed.restartCmd } : {}), ...(parsed.gracefulRestartCmd !== undefined ? { graceful: parsed.gracefulRestartCmd } : {}) };
     restarter = new CommandRestarter(commands, parsed.readyUrl ?? `${url}/healthz`);
   }
+  if (parsed.faultCmd !== undefined && parsed.healCmd !== undefined) faulter = new CommandFaulter(parsed.faultCmd, parsed.healCmd);
 
   const terminalToStdout = parsed.reporters.some((r) => r.name === 'terminal' && r.file === undefined);
   const color = Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'];
@@ -187,6 +201,7 @@ async function runConformance(args: string[]): Promise<number> {
       strict: parsed.strict,
       seed: parsed.seed,
       ...(restarter ? { restarter } : {}),
+      ...(faulter ? { faulter } : {}),
       ...(terminalToStdout ? { onResult: (result, done, total) => console.log(progressLine(result, done, total, { color })) } : {}),
     });
     if (report.aborted && report.summary.OK === 0 && report.results.every((r) => r.verdict === 'NOT-RUN')) {

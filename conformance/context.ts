@@ -4,7 +4,7 @@
 import { validate, type DeviceRegistration, type LinkCodeResponse, type LinkDeviceResponse, type RegisterResponse } from '../spec/index.ts';
 import { Connection, WireError, type Credentials } from '../reference-client/wire/connection.ts';
 import { HttpApi, type CallOptions, type HttpResult } from '../reference-client/wire/http.ts';
-import { CaseFailure, CaseNotRun, CaseUnsupported, show } from './case.ts';
+import { CaseFailure, CaseNotRun, CaseUnsupported, show, type Need } from './case.ts';
 import { httpErrorOf, must } from './expect.ts';
 import { caseSeed, freshUsername, Material, Rng } from './fixtures.ts';
 import { Session } from './session.ts';
@@ -24,11 +24,18 @@ export interface Restarter {
   restart(kind: RestartKind): Promise<void>;
 }
 
+/** Makes the storage of the server under test fail (`inject`) and work again (`heal`), without restarting it. */
+export interface Faulter {
+  inject(): Promise<void>;
+  heal(): Promise<void>;
+}
+
 /** What every case of one run shares. */
 export interface SuiteEnv {
   url: string;
   seed: number;
   restarter?: Restarter;
+  faulter?: Faulter;
   /** Registrations that met 429 RATE_LIMITED waited this long in total (reported, not counted against cases). */
   rateLimitWaitMs: number;
 }
@@ -58,6 +65,7 @@ export class CaseContext {
   private readonly sessions: Session[] = [];
   private userCount = 0;
   private connectionCount = 0;
+  private faulted = false;
 
   constructor(
     readonly env: SuiteEnv,
@@ -242,16 +250,47 @@ export class CaseContext {
     this.note('server restarted');
   }
 
+  /** Makes the server's storage fail (cases that declare `needs: ['storage-fault']`); cleanup heals it. */
+  async injectStorageFault(): Promise<void> {
+    if (!this.env.faulter) throw new CaseNotRun(UNAVAILABLE['storage-fault']);
+    this.note('storage fault injected');
+    this.faulted = true;
+    await this.env.faulter.inject();
+  }
+
+  async healStorageFault(): Promise<void> {
+    if (!this.faulted || !this.env.faulter) return;
+    this.faulted = false;
+    await this.env.faulter.heal();
+    this.note('storage fault healed');
+  }
+
   /** Closes every connection the case opened and merges their transcripts. */
   async cleanup(): Promise<void> {
+    await this.healStorageFault();
     for (const session of this.sessions) if (!session.closeInfo) session.terminate();
     await Promise.all(this.sessions.map((s) => Promise.race([s.conn.closed, new Promise((r) => setTimeout(r, 1000))])));
   }
 }
 
+const UNAVAILABLE: Record<Need, string> = {
+  restart: 'needs a server restart: pass --restart-cmd (and --ready-url)',
+  'graceful-restart': 'needs a graceful server restart: pass --graceful-restart-cmd (and --ready-url)',
+  'storage-fault': 'needs a way to make the server\'s storage fail: pass --fault-cmd and --heal-cmd',
+};
+
 /** Why a case needing a restart of `kind` cannot run. */
 export function restartUnavailable(kind: RestartKind): string {
-  return kind === 'crash'
-    ? 'needs a server restart: pass --restart-cmd (and --ready-url)'
-    : 'needs a graceful server restart: pass --graceful-restart-cmd (and --ready-url)';
+  return kind === 'crash' ? UNAVAILABLE.restart : UNAVAILABLE['graceful-restart'];
+}
+
+/** Whether the run's environment offers `need`. */
+export function canMeet(env: SuiteEnv, need: Need): boolean {
+  if (need === 'storage-fault') return env.faulter !== undefined;
+  return env.restarter?.kinds.has(need === 'restart' ? 'crash' : 'graceful') ?? false;
+}
+
+/** Why a case with `need` cannot run here. */
+export function unmetReason(need: Need): string {
+  return UNAVAILABLE[need];
 }

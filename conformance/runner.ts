@@ -1,8 +1,8 @@
 // Runs conformance cases against one server: selection, a bounded pool of concurrent cases, a per-case timeout,
 // verdicts, and the run's exit code. Cases needing a restart run alone after all others. A server that stops
 // answering ends the run (exit 2) instead of letting every remaining case time out.
-import { CaseFailure, CaseNotRun, CaseUnsupported, restartKindOf, sectionOf, ServerUnreachable, type ConformanceCase, type Level, type Verdict } from './case.ts';
-import { CaseContext, restartUnavailable, type Restarter, type SuiteEnv } from './context.ts';
+import { CaseFailure, CaseNotRun, CaseUnsupported, sectionOf, ServerUnreachable, type ConformanceCase, type Level, type Verdict } from './case.ts';
+import { canMeet, CaseContext, unmetReason, type Faulter, type Restarter, type SuiteEnv } from './context.ts';
 import { coverageOf, type Coverage } from './coverage.ts';
 import type { TranscriptLine } from './transcript.ts';
 
@@ -24,6 +24,7 @@ export interface RunOptions {
   strict: boolean;
   seed: number;
   restarter?: Restarter;
+  faulter?: Faulter;
   /** Called after each case, for progress output. */
   onResult?: (result: CaseResult, done: number, total: number) => void;
 }
@@ -58,7 +59,7 @@ export interface RunReport {
   url: string;
   startedAt: string;
   durationMs: number;
-  options: { strict: boolean; concurrency: number; timeoutMs: number; seed: number; restart: boolean };
+  options: { strict: boolean; concurrency: number; timeoutMs: number; seed: number; restart: boolean; storageFault: boolean };
   summary: Record<Verdict, number> & { total: number; mustFailed: number; shouldFailed: number };
   /** Set when the run stopped early, with the reason (the server became unreachable). */
   aborted?: string;
@@ -115,8 +116,7 @@ async function runOne(c: ConformanceCase, env: SuiteEnv, options: RunOptions): P
   const base = { id: c.id, section: sectionOf(c.id), title: c.title, level: c.level, requirements: c.requirements };
   const started = performance.now();
   for (const need of c.needs ?? []) {
-    const kind = restartKindOf(need);
-    if (!env.restarter?.kinds.has(kind)) return { ...base, verdict: 'NOT-RUN', reason: restartUnavailable(kind), durationMs: 0 };
+    if (!canMeet(env, need)) return { ...base, verdict: 'NOT-RUN', reason: unmetReason(need), durationMs: 0 };
   }
   const ctx = new CaseContext(env, c.id, options.timeoutMs);
   let outcome: { kind: 'ok' } | { kind: 'error'; error: unknown } | { kind: 'timeout' };
@@ -172,7 +172,7 @@ function failureInfo(f: CaseFailure): FailureInfo {
 export async function run(cases: readonly ConformanceCase[], options: RunOptions): Promise<RunReport> {
   const startedAt = new Date();
   const t0 = performance.now();
-  const env: SuiteEnv = { url: options.url, seed: options.seed, rateLimitWaitMs: 0, ...(options.restarter ? { restarter: options.restarter } : {}) };
+  const env: SuiteEnv = { url: options.url, seed: options.seed, rateLimitWaitMs: 0, ...(options.restarter ? { restarter: options.restarter } : {}), ...(options.faulter ? { faulter: options.faulter } : {}) };
   const results = new Map<string, CaseResult>();
   let aborted: string | undefined;
   let done = 0;
@@ -182,11 +182,11 @@ export async function run(cases: readonly ConformanceCase[], options: RunOptions
   };
   if (!(await reachable(options.url))) aborted = `server at ${options.url} is unreachable`;
 
-  // A case that restarts the server would disturb every case running beside it, so those run alone, at the end. (One
-  // the restarter cannot serve is NOT-RUN at once and may as well go with the others.)
-  const restarts = (c: ConformanceCase) => (c.needs ?? []).some((need) => env.restarter?.kinds.has(restartKindOf(need)));
-  const parallel = cases.filter((c) => !restarts(c));
-  const exclusive = cases.filter(restarts);
+  // A case that restarts the server or breaks its storage would disturb every case running beside it, so those run
+  // alone, at the end. (One whose needs cannot be met is NOT-RUN at once and may as well go with the others.)
+  const disturbs = (c: ConformanceCase) => (c.needs ?? []).length > 0 && (c.needs ?? []).every((need) => canMeet(env, need));
+  const parallel = cases.filter((c) => !disturbs(c));
+  const exclusive = cases.filter(disturbs);
   const lane = async (queue: ConformanceCase[]) => {
     for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
       if (aborted) return;
@@ -219,7 +219,7 @@ export async function run(cases: readonly ConformanceCase[], options: RunOptions
     url: options.url,
     startedAt: startedAt.toISOString(),
     durationMs: Math.round(performance.now() - t0),
-    options: { strict: options.strict, concurrency: options.concurrency, timeoutMs: options.timeoutMs, seed: options.seed, restart: Boolean(options.restarter) },
+    options: { strict: options.strict, concurrency: options.concurrency, timeoutMs: options.timeoutMs, seed: options.seed, restart: Boolean(options.restarter), storageFault: Boolean(options.faulter) },
     summary,
     ...(aborted ? { aborted } : {}),
     results: ordered,

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RestartKind, Restarter } from './context.ts';
+import type { Faulter, RestartKind, Restarter } from './context.ts';
 
 const TICKWIRE_BIN = fileURLToPath(new URL('../bin/tickwire.js', import.meta.url));
 const READY_LINE = /tickwire serving on (\S+)/;
@@ -31,7 +31,7 @@ export class ServerStartError extends Error {
   }
 }
 
-export class ReferenceServer implements Restarter {
+export class ReferenceServer implements Restarter, Faulter {
   readonly kinds: ReadonlySet<RestartKind> = new Set<RestartKind>(['crash', 'graceful']);
   private child: ChildProcess | undefined;
   private stderrTail = '';
@@ -117,6 +117,30 @@ export class ReferenceServer implements Restarter {
     clearTimeout(timer);
   }
 
+  /**
+   * A storage fault from outside, without touching the server's code: prlimit(1) cuts the running server's file size
+   * limit (RLIMIT_FSIZE) to one byte, so every write to its log fails with EFBIG (Node ignores SIGXFSZ), until `heal`
+   * lifts the limit again. Needs util-linux's prlimit.
+   */
+  async inject(): Promise<void> {
+    await this.prlimit('1:unlimited');
+  }
+
+  async heal(): Promise<void> {
+    await this.prlimit('unlimited:unlimited');
+  }
+
+  private async prlimit(fsize: string): Promise<void> {
+    const pid = this.child?.pid;
+    if (pid === undefined) throw new ServerStartError('the reference server is not running');
+    await runCommand(`prlimit --pid ${pid} --fsize=${fsize}`, 'prlimit');
+  }
+
+  /** Whether this machine has prlimit(1), which `inject` and `heal` need. */
+  static async canFault(): Promise<boolean> {
+    return runCommand('prlimit --version >/dev/null 2>&1', 'prlimit').then(() => true, () => false);
+  }
+
   /** Stops the server and removes its data directory. */
   async stop(): Promise<void> {
     await this.stopChild();
@@ -146,12 +170,7 @@ export class CommandRestarter implements Restarter {
   async restart(kind: RestartKind): Promise<void> {
     const command = this.commands[kind];
     if (command === undefined) throw new RangeError(`no command for a ${kind} restart`);
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'] });
-      child.once('error', reject);
-      child.once('exit', (c) => resolve(c));
-    });
-    if (code !== 0) throw new ServerStartError(`${kind === 'crash' ? '--restart-cmd' : '--graceful-restart-cmd'} exited with ${code}`);
+    await runCommand(command, kind === 'crash' ? '--restart-cmd' : '--graceful-restart-cmd');
     const deadline = performance.now() + this.timeoutMs;
     while (performance.now() < deadline) {
       try {
@@ -165,4 +184,29 @@ export class CommandRestarter implements Restarter {
     }
     throw new ServerStartError(`${this.readyUrl} did not answer 200 within ${this.timeoutMs} ms after --restart-cmd`);
   }
+}
+
+/** Makes storage fail and heal with the two shell commands `--fault-cmd` and `--heal-cmd`. */
+export class CommandFaulter implements Faulter {
+  constructor(
+    private readonly faultCmd: string,
+    private readonly healCmd: string,
+  ) {}
+
+  inject(): Promise<void> {
+    return runCommand(this.faultCmd, '--fault-cmd');
+  }
+
+  heal(): Promise<void> {
+    return runCommand(this.healCmd, '--heal-cmd');
+  }
+}
+
+/** Runs a shell command; rejects unless it exits 0. `what` names it in the error. */
+function runCommand(command: string, what: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const child = spawn(command, { shell: true, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new ServerStartError(`${what} exited with ${code}`))));
+  });
 }

@@ -6,6 +6,7 @@ import { cases as identity } from './2-identity.ts';
 import { cases as authentication } from './2-authentication.ts';
 import { cases as prekeys } from './3-prekeys.ts';
 import { cases as sending } from './4-sending.ts';
+import { cases as storageFaults } from './4-storage-faults.ts';
 import { cases as delivery } from './4-delivery.ts';
 import { cases as acknowledgement } from './4-acknowledgement.ts';
 import { cases as sessions } from './4-sessions.ts';
@@ -21,6 +22,7 @@ export const cases: readonly ConformanceCase[] = Object.freeze([
   ...authentication,
   ...prekeys,
   ...sending,
+  ...storageFaults,
   ...delivery,
   ...acknowledgement,
   ...receipts,

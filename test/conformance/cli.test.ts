@@ -102,6 +102,8 @@ t.test('should-level failures are NON-STRICT unless --strict; timeouts fail; res
 
 t.test('restart commands: one per kind, each run on demand, then the ready URL is polled', async (t) => {
   t.throws(() => parseArgs(['--graceful-restart-cmd', 'true']), UsageError, 'needs --url');
+  t.throws(() => parseArgs(['--url', 'http://127.0.0.1:1', '--fault-cmd', 'true']), UsageError, '--fault-cmd goes with --heal-cmd');
+  t.throws(() => parseArgs(['--fault-cmd', 'true', '--heal-cmd', 'true']), UsageError, '--fault-cmd needs --url');
   t.equal(parseArgs(['--url', 'http://127.0.0.1:1', '--graceful-restart-cmd', 'true', '--ready-url', 'http://127.0.0.1:1/up']).gracefulRestartCmd, 'true');
   const { createServer } = await import('node:http');
   let ready = 0;
