@@ -171,6 +171,9 @@ export class DeliveryPump {
     }
     // [DLV-27] Items of B that left the queue before being delivered (expiry) are not waited for.
     if (!this.queueEmptySent && items[0]!.seq > this.backlogLast) this.sendQueueEmpty();
+    // Flow control (section 6.4): no more than the writer's budget of bytes at once (always at least one item). The
+    // rest stay above the cursor and are read again once the buffer has drained.
+    items = withinBudget(items, this.host.writer.deliverBudget);
     const now = this.host.now();
     const entries: InFlight[] = [];
     const flags: boolean[] = [];
@@ -352,4 +355,19 @@ function toWire(item: QueueItem, redelivered: boolean): MessageItem | ReceiptIte
     at: item.at,
     ...flag,
   };
+}
+
+/** Roughly the bytes an item takes in a deliver frame: its envelope or messageIds plus the members around them. */
+function wireSizeEstimate(item: QueueItem): number {
+  return item.kind === 'message' ? item.envelope.body.length + 256 : 256 + item.messageIds.reduce((n, id) => n + id.length + 3, 0);
+}
+
+/** The leading items whose estimated wire size fits `budget` bytes; at least the first. */
+function withinBudget(items: QueueItem[], budget: number): QueueItem[] {
+  let left = budget;
+  for (let i = 0; i < items.length; i++) {
+    left -= wireSizeEstimate(items[i]!);
+    if (left < 0) return items.slice(0, Math.max(1, i));
+  }
+  return items;
 }

@@ -50,6 +50,15 @@ export class FrameWriter {
     return this.ws.bufferedAmount;
   }
 
+  /**
+   * Bytes of deliver frames the pump may write in one go once the buffer is at or below high water: another high
+   * water's worth, so a burst of large items never takes the buffer past half the slow-consumer threshold and a client
+   * that keeps reading is never closed for data the server chose to write at once [KAL-14].
+   */
+  get deliverBudget(): number {
+    return this.thresholds.deliverHighWater;
+  }
+
   /** Whether a deliver frame must wait for the buffer to drain. */
   get congested(): boolean {
     return this.ws.bufferedAmount > this.thresholds.deliverHighWater;

@@ -1,7 +1,7 @@
 // The sequence diagrams of PROTOCOL.md 4.15 and the delivery rules of sections 4.2 to 4.13, over real sockets.
 import t from 'tap';
 import type { DeliverFrame, MessageItem, ReceiptItem } from '../../../spec/index.ts';
-import { http, linkDevice, messageId, openSession, registerUser, rid, sendFrame, startTestServer, TestClient, body } from '../helpers.ts';
+import { http, linkDevice, messageId, openSession, registerUser, rid, sendFrame, sleep, startTestServer, TestClient, body } from '../helpers.ts';
 
 const items = (frame: DeliverFrame) => frame.items as Array<MessageItem | ReceiptItem>;
 
@@ -291,4 +291,29 @@ t.test('session replacement and device removal (sections 4.12, 2.5)', async (t) 
   t.match(await again.request({ type: 'hello', id: 'h', userId: bob.userId, deviceId: bob.deviceId, secret: bob.secret }), { code: 'AUTH_FAILED' }, '[IDN-27]');
   t.match(await watcher.nextOf('presence'), { userId: bob.userId, status: 'offline' }, 'the last session closed');
   await watcher.close();
+});
+
+t.test('[KAL-14] a backlog of the largest envelopes drains to a client that keeps reading, without SLOW_CONSUMER', async (t) => {
+  // 40 items of maxEnvelopeBytes (65,536 bytes, about 87 KB of base64 each) are 3.5 MB: far over the 1 MiB
+  // slow-consumer threshold if the pump wrote a whole batch of them at once.
+  const server = await startTestServer(t, { limits: { prekeyLowWater: 0 } });
+  const alice = await registerUser(server);
+  const bob = await registerUser(server);
+  const a = (await openSession(server, alice)).client;
+  const count = 40;
+  const sends = Array.from({ length: count }, (_, i) => sendFrame(bob.userId, [bob.deviceId], { id: `big${i}`, bytes: 65_536 }));
+  for (const send of sends) t.equal((await a.request(send)).type, 'send_ok');
+  const b = (await openSession(server, bob)).client;
+  const seen: string[] = [];
+  while (seen.length < count) {
+    const deliver = await b.nextOf('deliver', () => true, 20_000);
+    for (const item of items(deliver)) if (item.kind === 'message' && !item.redelivered) seen.push(item.messageId);
+    b.send({ type: 'ack', upTo: items(deliver).at(-1)!.seq });
+  }
+  t.same(seen, sends.map((s) => s.messageId), 'every item, once, in order');
+  await b.nextOf('queue_empty');
+  const closed = await Promise.race([b.closed, sleep(200).then(() => undefined)]);
+  t.equal(closed, undefined, 'the session is still open');
+  await a.close();
+  await b.close();
 });
