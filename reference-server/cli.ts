@@ -11,6 +11,8 @@ import {
   type LogLevel,
   type ServerConfig,
 } from './config.ts';
+import { isMutantName, MUTANT_NAMES, MUTANTS } from './mutants.ts';
+import { DEFAULT_FREE_AUTH_FAILURES, DELAY_STEP_MS, MAX_DELAY_MS } from './auth-throttle.ts';
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
@@ -33,7 +35,15 @@ const SERVER_OPTIONS: Option[] = [
     value: '<n>',
     help: `GET /v1/usernames/{username} per device per 60 s, SEC-6 (default ${DEFAULT_USERNAME_LOOKUPS_PER_MINUTE})`,
   },
+  {
+    flag: 'auth-failures-per-minute',
+    value: '<n>',
+    help: `failed authentications per source address per 60 s answered at once; each further one ${DELAY_STEP_MS} ms later than the last, up to ${MAX_DELAY_MS} ms, SEC-8 (default ${DEFAULT_FREE_AUTH_FAILURES})`,
+  },
 ];
+
+/** Not a server option: switches on one deliberately broken variant, so the conformance suite can be tested. */
+const TEST_MUTANT_FLAG = 'test-mutant';
 
 function helpText(): string {
   const limitLines = limitSpecs.map((spec) => {
@@ -44,7 +54,7 @@ function helpText(): string {
     'Usage: tickwire serve [options]',
     '',
     'Runs the Tickwire reference server: the HTTP API under /v1/, the WebSocket at /v1/ws, GET /healthz and',
-    'GET /metrics (Prometheus text). Prints "tickwire serving on <url>" on stdout once it accepts connections.',
+    'GET /metrics (Prometheus text). Prints "tickwire serving on <url> (pid <pid>)" on stdout once it accepts connections.',
     'SIGTERM or SIGINT closes every session with SERVER_RESTART (1012), lets requests finish and exits 0.',
     '',
     'Server options:',
@@ -55,12 +65,16 @@ function helpText(): string {
     'the relations of LIM-3.',
     ...limitLines,
     '',
+    'For testing the conformance suite only (never in a deployment): a deliberately broken server.',
+    `  --${TEST_MUTANT_FLAG} <name>`.padEnd(36) + 'plant the bug <name> (reference-server/mutants.ts); a warning goes to stderr',
+    ...MUTANTS.map((m) => `    ${m.name}`.padEnd(36) + m.bug),
+    '',
     'Exit codes: 0 after a graceful shutdown, 2 bad options or the server could not start.',
   ].join('\n');
 }
 
 function parseFlags(args: string[]): Map<string, string> {
-  return parseValueFlags(args, new Set([...SERVER_OPTIONS.map((o) => o.flag), ...limitSpecs.map((s) => limitFlag(s.name))]));
+  return parseValueFlags(args, new Set([...SERVER_OPTIONS.map((o) => o.flag), ...limitSpecs.map((s) => limitFlag(s.name)), TEST_MUTANT_FLAG]));
 }
 
 function integer(text: string, what: string): number {
@@ -81,10 +95,19 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
   if (flags.has('username-lookups-per-minute')) {
     config.usernameLookupsPerMinute = integer(flags.get('username-lookups-per-minute')!, '--username-lookups-per-minute');
   }
+  if (flags.has('auth-failures-per-minute')) {
+    const text = flags.get('auth-failures-per-minute')!;
+    config.authFailuresPerMinute = text === '0' ? 0 : integer(text, '--auth-failures-per-minute');
+  }
   if (flags.has('log-level')) {
     const level = flags.get('log-level') as LogLevel;
     if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
     config.logLevel = level;
+  }
+  const mutant = flags.get(TEST_MUTANT_FLAG);
+  if (mutant !== undefined) {
+    if (!isMutantName(mutant)) throw new UsageError(`--${TEST_MUTANT_FLAG}: unknown mutant '${mutant}' (${MUTANT_NAMES.join(', ')})`);
+    config.testMutant = mutant;
   }
   const cert = flags.get('tls-cert');
   const key = flags.get('tls-key');
@@ -104,6 +127,18 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
 
 async function serve(args: string[]): Promise<number> {
   const config = configFromArgs(args);
+  if (config.testMutant !== undefined) {
+    const bug = MUTANTS.find((m) => m.name === config.testMutant)!.bug;
+    console.error(
+      [
+        '!'.repeat(100),
+        `!!! WARNING: TEST MUTANT '${config.testMutant}' IS ON. This server is broken on purpose, for testing the`,
+        `!!! conformance suite only: ${bug}.`,
+        '!!! Never use it for anything else.',
+        '!'.repeat(100),
+      ].join('\n'),
+    );
+  }
   // Loaded only when serving, so that the other commands do not pay for the server's modules.
   const { ConfigError, startServer } = await import('./server.ts');
   let server;
@@ -116,7 +151,11 @@ async function serve(args: string[]): Promise<number> {
     return 2;
   }
   const running = server;
-  console.log(`tickwire serving on ${running.url}`);
+  // A write past the file size limit (RLIMIT_FSIZE) must fail that write with EFBIG, which the store reports as
+  // TEMPORARILY_UNAVAILABLE [MSG-18], never kill the process. Node ignores SIGXFSZ, but a wrapper that listens for
+  // every signal (signal-exit, as test runners use) re-raises it unless someone else listens too.
+  process.on('SIGXFSZ', () => running.ctx.log.warn('server.file_size_limit', { signal: 'SIGXFSZ' }));
+  console.log(`tickwire serving on ${running.url} (pid ${process.pid})`);
   return new Promise<number>((done) => {
     const stop = (signal: NodeJS.Signals) => {
       process.off('SIGTERM', stop);

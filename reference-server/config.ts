@@ -2,6 +2,7 @@
 // (`--window 128`) or an environment variable (`TICKWIRE_WINDOW=128`), checked against the spec's allowed range and
 // the relations of [LIM-3] before the server starts.
 import { limits as limitSpecs, type LimitName } from '../spec/index.ts';
+import { isMutantName, type MutantName } from './mutants.ts';
 
 export type LimitValues = Record<LimitName, number>;
 
@@ -27,6 +28,16 @@ export interface ServerConfig {
    * mass resolution of usernames slow. Absent means DEFAULT_USERNAME_LOOKUPS_PER_MINUTE.
    */
   usernameLookupsPerMinute?: number;
+  /**
+   * Failed authentications per source address per 60 s answered without delay [SEC-8]; each further one is answered
+   * a little later (reference-server/auth-throttle.ts). Absent means DEFAULT_FREE_AUTH_FAILURES.
+   */
+  authFailuresPerMinute?: number;
+  /**
+   * FOR TESTING THE CONFORMANCE SUITE ONLY: plants the bug of this mutant (reference-server/mutants.ts). Never set in
+   * a real deployment; absent means the real server.
+   */
+  testMutant?: MutantName;
 }
 
 export const DEFAULT_USERNAME_LOOKUPS_PER_MINUTE = 120;
@@ -96,5 +107,8 @@ export function configProblems(config: ServerConfig): string[] {
   if (!Number.isSafeInteger(config.shutdownGraceMs) || config.shutdownGraceMs < 0) problems.push('shutdownGraceMs must be a non-negative integer');
   const lookups = config.usernameLookupsPerMinute;
   if (lookups !== undefined && (!Number.isSafeInteger(lookups) || lookups < 1)) problems.push('usernameLookupsPerMinute must be a positive integer');
+  const freeFailures = config.authFailuresPerMinute;
+  if (freeFailures !== undefined && (!Number.isSafeInteger(freeFailures) || freeFailures < 0)) problems.push('authFailuresPerMinute must be a non-negative integer');
+  if (config.testMutant !== undefined && !isMutantName(config.testMutant)) problems.push(`testMutant '${String(config.testMutant)}' is not a mutant of reference-server/mutants.ts`);
   return problems;
 }

@@ -3,6 +3,7 @@
 import type { EventEmitter } from 'node:events';
 import type { ServerConfig } from './config.ts';
 import type { DeviceAddress, Store } from './store/store.ts';
+import type { AuthThrottle } from './auth-throttle.ts';
 
 export type Labels = Record<string, string>;
 
@@ -46,6 +47,8 @@ export interface HubEvents {
 
 export interface ServerContext {
   config: ServerConfig;
+  /** [SEC-8] Delays answers to repeated failed authentications from one address, on HTTP and in hello. */
+  authThrottle: AuthThrottle;
   store: Store;
   metrics: Metrics;
   log: Logger;

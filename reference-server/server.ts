@@ -16,6 +16,7 @@ import { LATENCY_BUCKETS, MetricsRegistry } from './metrics.ts';
 import { attachGateway } from './session/gateway.ts';
 import { openLogStore } from './store/log/log-store.ts';
 import type { Store } from './store/store.ts';
+import { AuthThrottle, DEFAULT_FREE_AUTH_FAILURES } from './auth-throttle.ts';
 
 export interface StartOptions {
   /** A store to serve instead of opening the log store in `config.dataDir`. The server closes it on close(). */
@@ -79,9 +80,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const onSync = registerCoreMetrics(metrics);
   // TLS material is read before the store opens, so a bad path fails without touching the data directory.
   const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
-  const store = options.store ?? (await openLogStore(resolve(config.dataDir), { onSync }));
+  // The store gets the test mutant too: two of them (ack-before-durable, prekey-handed-out-twice) live in it.
+  const store = options.store ?? (await openLogStore(resolve(config.dataDir), { onSync, ...(config.testMutant ? { mutant: config.testMutant } : {}) }));
 
-  const ctx: ServerContext = { config, store, metrics, log, now: options.now ?? Date.now, hub: new EventEmitter<HubEvents>() };
+  const now = options.now ?? Date.now;
+  const authThrottle = new AuthThrottle(config.authFailuresPerMinute ?? DEFAULT_FREE_AUTH_FAILURES, now);
+  const ctx: ServerContext = { config, store, metrics, log, now, authThrottle, hub: new EventEmitter<HubEvents>() };
   let closing = false;
   const api = createHttpApi(ctx, { closing: () => closing });
   const server: Server = tls ? createHttpsServer(tls, api.listener) : createHttpServer(api.listener);
@@ -129,6 +133,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const host = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
   log.info('server.listening', { url, dataDir: options.store ? undefined : resolve(config.dataDir), tls: Boolean(tls) });
+  if (config.testMutant) log.warn('server.test_mutant', { mutant: config.testMutant, note: 'deliberately broken, for testing the conformance suite only' });
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {

@@ -9,6 +9,7 @@
 //     └──caught up / window full──┘  └──(store unavailable)──▶ waiting-retry ──timer──▶ reading
 //   any ──stop──▶ stopped
 import type { LimitValues } from '../config.ts';
+import type { MutantName } from '../mutants.ts';
 import type { Logger } from '../context.ts';
 import { ProtocolError } from '../errors.ts';
 import { StoreUnavailableError } from '../store/errors.ts';
@@ -35,6 +36,8 @@ export interface PumpHost {
   now: () => number;
   /** An unexpected failure: the connection ends the session with INTERNAL_ERROR. */
   onFatal: (error: unknown) => void;
+  /** FOR TESTING THE CONFORMANCE SUITE ONLY: the mutant of reference-server/mutants.ts to plant, if any. */
+  mutant?: MutantName | undefined;
 }
 
 interface InFlight {
@@ -65,9 +68,15 @@ export class DeliveryPump {
   private timerAt = Infinity;
   private retryTimer: NodeJS.Timeout | undefined;
   private redelivering = false;
+  private readonly mutant: MutantName | undefined;
+  /** mutant: forget-offline-receipts — when this session began. */
+  private startedAt = 0;
 
   constructor(private readonly host: PumpHost) {
     if (!Number.isSafeInteger(host.window) || host.window < 1) throw new RangeError(`window must be >= 1 (got ${host.window})`);
+    this.mutant = host.mutant;
+    // mutant: forget-offline-receipts
+    if (this.mutant === 'forget-offline-receipts') this.startedAt = host.now();
   }
 
   /** A getter, so that checks after an await are not narrowed away by the compiler. */
@@ -120,7 +129,9 @@ export class DeliveryPump {
     try {
       for (;;) {
         if (this.stopped) return;
-        const room = this.host.window - this.inFlight.size;
+        let room = this.host.window - this.inFlight.size;
+        // mutant: ignore-window — as if nothing were in flight, whatever the window.
+        if (this.mutant === 'ignore-window') room = this.host.limits.maxDeliverBatch;
         // [DLV-8] Never more than `window` items in flight.
         if (room <= 0) break;
         if (this.host.writer.congested) {
@@ -181,6 +192,11 @@ export class DeliveryPump {
       // [DLV-7] First deliveries in seq order: readQueue answers ascending seqs above the cursor.
       if (item.seq <= this.cursor) throw new RangeError(`store returned seq ${item.seq} at or below the cursor ${this.cursor}`);
       this.cursor = item.seq;
+      // mutant: forget-offline-receipts — a receipt made while the device had no session is dropped, not delivered.
+      if (this.mutant === 'forget-offline-receipts' && item.kind === 'receipt' && item.at <= this.startedAt) {
+        this.host.store.acknowledge(this.host.device, [item.seq], now).catch(() => undefined);
+        continue;
+      }
       // [DLV-10] redelivered when delivered before on this or an earlier session, as far as the server knows.
       flags.push(this.host.memory.deliveredBefore(this.host.device, item.seq));
       this.host.memory.recordDelivery(this.host.device, item.seq);
@@ -190,7 +206,13 @@ export class DeliveryPump {
       this.inFlight.set(item.seq, entry);
       entries.push(entry);
     }
-    this.writeDeliver(entries, flags);
+    // mutant: deliver-out-of-order — the batch goes out newest first, one item per frame.
+    if (this.mutant === 'deliver-out-of-order') for (let i = entries.length - 1; i >= 0; i--) this.writeDeliver([entries[i]!], [flags[i]!]);
+    else this.writeDeliver(entries, flags);
+    // mutant: delete-before-ack — the items leave the queue now, as if the recipient had acknowledged them.
+    if (this.mutant === 'delete-before-ack') {
+      this.host.store.acknowledge(this.host.device, entries.map((entry) => entry.item.seq), now, this.host.limits.maxReceiptIds).catch(() => undefined);
+    }
     // [DLV-27] queue_empty as soon as every item of B still queued has been delivered.
     if (!this.queueEmptySent && this.cursor >= this.backlogLast) this.sendQueueEmpty();
     this.armTimer();
@@ -199,6 +221,8 @@ export class DeliveryPump {
   private sendQueueEmpty(): void {
     // [DLV-25] Exactly one per session; [DLV-26] lastSeq is the highest seq of B, 0 when B was empty.
     this.queueEmptySent = true;
+    // mutant: skip-queue-empty — the marker is never sent.
+    if (this.mutant === 'skip-queue-empty') return;
     this.host.writer.send({ type: 'queue_empty', lastSeq: this.backlogLast });
   }
 
@@ -243,6 +267,8 @@ export class DeliveryPump {
 
   private armTimer(): void {
     if (this.stopped) return;
+    // mutant: no-redelivery — no item is ever due again on this session.
+    if (this.mutant === 'no-redelivery') return;
     let next = Infinity;
     for (const entry of this.inFlight.values()) if (entry.dueAt < next) next = entry.dueAt;
     if (next === this.timerAt) return;

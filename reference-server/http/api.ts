@@ -38,6 +38,7 @@ export function createHttpApi(ctx: ServerContext, options: HttpApiOptions): Http
     metrics: ctx.metrics,
     now: ctx.now,
     lastSeen: deps.lastSeen,
+    authThrottle: ctx.authThrottle,
     maxHttpBodyBytes: () => ctx.config.limits.maxHttpBodyBytes,
     closing: options.closing,
   });

@@ -9,6 +9,7 @@ import { ProtocolError } from '../errors.ts';
 import { LATENCY_BUCKETS } from '../metrics.ts';
 import { StoreError, StoreUnavailableError } from '../store/errors.ts';
 import type { Store } from '../store/store.ts';
+import { hold, type AuthThrottle } from '../auth-throttle.ts';
 import { authenticate, type Authenticated, type LastSeenBook } from './auth.ts';
 import { announcesBody, checkMediaType, parseJsonBody, readBody } from './body.ts';
 import { errorResponse, writeResponse, type ApiResponse } from './respond.ts';
@@ -56,6 +57,7 @@ export interface RouterDeps {
   metrics: Metrics;
   now: () => number;
   lastSeen: LastSeenBook;
+  authThrottle: AuthThrottle;
   maxHttpBodyBytes: () => number;
   /** True once a graceful shutdown began: unexpected failures are then answered 503 rather than 500. */
   closing: () => boolean;
@@ -205,7 +207,7 @@ export class Router {
     const now = this.deps.now();
 
     // (2) Authentication of endpoints whose auth is `device` [AUT-7].
-    const auth = route.auth === 'device' ? await authenticate(req.headers.authorization, this.deps.store, now, this.deps.lastSeen) : undefined;
+    const auth = route.auth === 'device' ? await this.authenticate(req, now) : undefined;
 
     // (3) Body size and (4) media type, for endpoints with a request schema [TRN-7] [TRN-5]; the others ignore the
     // body and its Content-Type [TRN-12].
@@ -252,6 +254,16 @@ export class Router {
   }
 
   /** [TRN-3] A success body must match the route's response schema; a mismatch is our bug, answered as a 500. */
+  /** Step (2) [AUT-7]; a failure's 401 is held back as [SEC-8] asks once its address has failed often. */
+  private async authenticate(req: IncomingMessage, now: number): Promise<Authenticated> {
+    try {
+      return await authenticate(req.headers.authorization, this.deps.store, now, this.deps.lastSeen);
+    } catch (error) {
+      if (error instanceof ProtocolError && error.code === 'UNAUTHORIZED') await hold(this.deps.authThrottle.failed(req.socket.remoteAddress ?? 'unknown'));
+      throw error;
+    }
+  }
+
   private checked(route: RouteSpec, response: ApiResponse): ApiResponse {
     if (response.status !== route.success.status || response.text) return response;
     const schema = route.success.schema;

@@ -22,10 +22,12 @@ import type { DeliveryMemory } from '../delivery/memory.ts';
 import { processSend, temporarilyUnavailable } from '../delivery/send.ts';
 import { processReceipt } from '../delivery/receipt.ts';
 import { StoreUnavailableError } from '../store/errors.ts';
+import { claimedSender, type MutantName } from '../mutants.ts';
 import { FrameWriter, type WriterThresholds } from './frame-writer.ts';
 import { Keepalive } from './keepalive.ts';
 import type { RegisteredSession, SessionRegistry } from './registry.ts';
 import type { SessionMetrics } from './session-metrics.ts';
+import { hold } from '../auth-throttle.ts';
 
 export type ConnectionState = 'awaiting-hello' | 'authenticating' | 'open' | 'closing' | 'closed';
 
@@ -69,9 +71,17 @@ export class Connection implements RegisteredSession, PresenceSession {
   private removedWhileAuthenticating = false;
   private readonly closed: Promise<void>;
   private markClosed!: () => void;
+  /** FOR TESTING THE CONFORMANCE SUITE ONLY: the mutant of reference-server/mutants.ts, read once per connection. */
+  private readonly mutant: MutantName | undefined;
 
-  constructor(private readonly ws: WebSocket, private readonly services: ConnectionServices) {
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly services: ConnectionServices,
+    /** The peer's address, for [SEC-8]. */
+    private readonly sourceAddress: string,
+  ) {
     const { ctx, metrics, thresholds } = services;
+    this.mutant = ctx.config.testMutant;
     this.writer = new FrameWriter(ws, metrics, thresholds, () => this.fail(new ProtocolError('SLOW_CONSUMER', 'too much data waiting to be written')));
     this.keepalive = new Keepalive({
       now: ctx.now,
@@ -193,8 +203,10 @@ export class Connection implements RegisteredSession, PresenceSession {
         // The store stages operations in call order, so issuing each send in turn is enough for [TRN-34]; waiting for
         // durability overlaps with the next frames, so one connection's sends share group commits. The answers
         // still leave in receive order [TRN-35] through their own chain.
+        // mutant: accept-frame-for-other-device — a `from` member of the frame names the sender.
+        const sender = this.mutant === 'accept-frame-for-other-device' ? (claimedSender(frame) ?? this.address) : this.address;
         return this.enqueue(async () => {
-          const answer = processSend(frame, this.address, this.requestDeps()).catch((error: unknown) => this.storeFailure(error));
+          const answer = processSend(frame, sender, this.requestDeps()).catch((error: unknown) => this.storeFailure(error));
           const answered = this.sendAnswers.then(async () => {
             const result = await answer;
             this.observeSend(result, receivedAt);
@@ -203,8 +215,11 @@ export class Connection implements RegisteredSession, PresenceSession {
           this.sendAnswers = answered.catch((error: unknown) => this.internalError(error));
         });
       }
-      case 'receipt':
-        return this.request(frame.id, () => processReceipt(frame, this.address, this.requestDeps()));
+      case 'receipt': {
+        // mutant: accept-frame-for-other-device — a `from` member of the frame names the sender.
+        const sender = this.mutant === 'accept-frame-for-other-device' ? (claimedSender(frame) ?? this.address) : this.address;
+        return this.request(frame.id, () => processReceipt(frame, sender, this.requestDeps()));
+      }
       case 'subscribe_presence':
         this.pending++;
         return this.enqueue(() => this.services.presence.subscribe(this, frame, (answer) => this.reply(frame.id, answer, true)));
@@ -283,7 +298,10 @@ export class Connection implements RegisteredSession, PresenceSession {
     const matches = digestsEqual(hashSecret(hello.secret), device?.secretHash ?? DUMMY_DIGEST);
     if (this.state !== 'authenticating') return;
     if (!device || !matches || this.removedWhileAuthenticating) {
-      // [AUT-12] The same error whichever part was wrong.
+      // [SEC-8] An address that keeps failing waits longer for each answer; [AUT-12] the same error whichever part
+      // was wrong.
+      await hold(ctx.authThrottle.failed(this.sourceAddress));
+      if (this.state !== 'authenticating') return;
       this.fail(new ProtocolError('AUTH_FAILED', 'wrong credentials'), hello.id);
       return;
     }
@@ -312,6 +330,7 @@ export class Connection implements RegisteredSession, PresenceSession {
       log: ctx.log,
       now: ctx.now,
       onFatal: (error) => this.internalError(error),
+      mutant: this.mutant,
     });
     // [DLV-34] The old session of the device gets SESSION_REPLACED and its close before this welcome.
     registry.claim(this);
@@ -462,6 +481,15 @@ export class Connection implements RegisteredSession, PresenceSession {
     this.writer.seal();
     this.held = [];
     if (wasOpen) {
+      // mutant: drop-queue-on-disconnect — the device's whole queue goes with its session.
+      if (this.mutant === 'drop-queue-on-disconnect') {
+        const { store, config, now } = this.services.ctx;
+        const device = this.address;
+        store
+          .readQueue(device, 0, config.limits.maxQueueItems)
+          .then((items) => store.acknowledge(device, items.map((item) => item.seq), now(), config.limits.maxReceiptIds))
+          .catch(() => undefined);
+      }
       this.services.presence.dropSession(this);
       this.services.registry.release(this);
       this.services.ctx.log.info('session.closed', { sessionId: this.sessionId, userId: this.address.userId, deviceId: this.address.deviceId, code, reason });

@@ -89,7 +89,7 @@ export function attachGateway(server: Server, ctx: ServerContext, options: Gatew
         ws.terminate();
         return;
       }
-      connections.add(new Connection(ws, services));
+      connections.add(new Connection(ws, services, req.socket.remoteAddress ?? 'unknown'));
     });
   };
   server.on('upgrade', onUpgrade);

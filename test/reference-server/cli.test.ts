@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { call, Keys } from './http/harness.ts';
+import { MUTANTS } from '../../reference-server/mutants.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tickwire.js', import.meta.url));
 
@@ -32,7 +33,7 @@ t.test('serve: prints the URL, answers /healthz, exits 0 on SIGTERM', async (t) 
     const timer = setTimeout(() => reject(new Error(`no "serving on" line within 30 s; stderr: ${stderr}`)), 30_000);
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
-      const match = /^tickwire serving on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(out);
+      const match = /^tickwire serving on (http:\/\/127\.0\.0\.1:\d+) \(pid \d+\)$/m.exec(out);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);
@@ -89,4 +90,16 @@ t.test('bad options exit 2 with a message', async (t) => {
   t.equal(missingValue.code, 2);
   const badLevel = run('serve', '--log-level', 'loud');
   t.equal(badLevel.code, 2);
+});
+
+t.test('serve --test-mutant: listed for testing the conformance suite only; unknown names are a usage error', async (t) => {
+  const help = run('serve', '--help');
+  const section = help.stdout.slice(help.stdout.indexOf('For testing the conformance suite only'));
+  t.match(section, /^For testing the conformance suite only/, 'the option sits under its own heading');
+  t.match(section, /--test-mutant <name>/);
+  for (const mutant of MUTANTS) t.match(section, mutant.name, `help lists ${mutant.name}`);
+  const unknown = run('serve', '--test-mutant', 'no-such-mutant');
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /unknown mutant 'no-such-mutant'/);
+  t.match(unknown.stderr, MUTANTS[0].name, 'the message lists the known mutants');
 });

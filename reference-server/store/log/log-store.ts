@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { PreKey, SignedPreKey } from '../../../spec/index.ts';
 import { StoreUnavailableError } from '../errors.ts';
+import { ACK_BEFORE_DURABLE_WRITE_DELAY_MS, type MutantName } from '../../mutants.ts';
 import type {
   AccountRecord,
   AckResult,
@@ -49,6 +50,8 @@ export interface LogStoreOptions {
   /** Message bodies held in memory at most; older ones are read back from the log on delivery. Default 256 MiB. */
   cacheBytes?: number;
   onSync?: SegmentLogOptions['onSync'];
+  /** FOR TESTING THE CONFORMANCE SUITE ONLY: the mutant of reference-server/mutants.ts to plant, if any. */
+  mutant?: MutantName;
 }
 
 
@@ -56,6 +59,9 @@ export class LogStore implements Store {
   private readonly state: StoreState;
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private readonly checkpointEveryBytes: number;
+  private readonly mutant: MutantName | undefined;
+  /** mutant: ack-before-durable — message records answered but not yet appended, each with its write-now function. */
+  private readonly unwritten = new Set<() => Promise<void>>();
   private log!: SegmentLog;
   private checkpointLsn: Lsn = 0;
   private bytesSinceCheckpoint = 0;
@@ -70,6 +76,7 @@ export class LogStore implements Store {
   private constructor(private readonly dir: string, options: LogStoreOptions) {
     this.state = new StoreState(options.cacheBytes ?? 256 * 1024 * 1024);
     this.checkpointEveryBytes = options.checkpointEveryBytes ?? 64 * 1024 * 1024;
+    this.mutant = options.mutant;
   }
 
   static async open(dir: string, options: LogStoreOptions = {}): Promise<LogStore> {
@@ -118,6 +125,8 @@ export class LogStore implements Store {
    */
   private async commit<T>(type: number, value: unknown, undo: () => void, onDurable: (written: { lsn: Lsn; size: number }) => T): Promise<T> {
     const payload = encodePayload(value);
+    // mutant: ack-before-durable — a message takes effect and is answered now, but its record is written later.
+    if (this.mutant === 'ack-before-durable' && type === RecordType.message) return this.commitLater(value as MessageRecord, payload, onDurable);
     this.inflight++;
     try {
       let lsn: Lsn;
@@ -135,6 +144,34 @@ export class LogStore implements Store {
       if (this.inflight === 0) for (const wake of this.idleWaiters.splice(0)) wake();
       this.maybeCheckpoint();
     }
+  }
+
+  /**
+   * mutant: ack-before-durable. Applies a message record's effect at once (its items are visible, the sender gets
+   * send_ok) with a provisional LSN, and appends the record ACK_BEFORE_DURABLE_WRITE_DELAY_MS later: a crash in
+   * between loses an answered message [MSG-12] [DLV-39]. close() writes what is still waiting, so only a crash loses.
+   */
+  private commitLater<T>(record: MessageRecord, payload: string, onDurable: (written: { lsn: Lsn; size: number }) => T): T {
+    const size = Buffer.byteLength(payload, 'utf8') + 9;
+    const result = onDurable({ lsn: 0, size });
+    const write = async (): Promise<void> => {
+      clearTimeout(timer);
+      if (!this.unwritten.delete(write)) return;
+      const lsn = await this.log.append(RecordType.message, payload).catch(() => undefined);
+      if (lsn === undefined) return;
+      // The items now have a real place in the log, where their bodies can be read back from.
+      for (const { deviceId, seq } of record.items) {
+        const item = this.state.device({ userId: record.to, deviceId })?.queue.get(seq);
+        if (item?.kind !== 'message' || item.lsn !== 0) continue;
+        item.lsn = lsn;
+        this.state.ref(0, -1);
+        this.state.ref(lsn, 1);
+      }
+    };
+    const timer = setTimeout(() => void write(), ACK_BEFORE_DURABLE_WRITE_DELAY_MS);
+    timer.unref();
+    this.unwritten.add(write);
+    return result;
   }
 
   private emit(event: StoreEvent): void {
@@ -301,7 +338,8 @@ export class LogStore implements Store {
       let oneTimePreKey: PreKey | undefined;
       if (!first.done) {
         const [keyId, key] = first.value;
-        device.preKeys.delete(keyId);
+        // mutant: prekey-handed-out-twice — the key is handed out but left in memory: the next fetch gets it again.
+        if (this.mutant !== 'prekey-handed-out-twice') device.preKeys.delete(keyId);
         oneTimePreKey = { keyId: key.keyId, publicKey: key.publicKey };
         takes.push([userId, device.record.deviceId, keyId]);
       }
@@ -321,7 +359,8 @@ export class LogStore implements Store {
     await this.enter();
     const key = dedupeKey(input.from, input.messageId);
     this.state.forgetOldDedupe(input.serverTime);
-    const seen = this.state.dedupe.get(key);
+    // mutant: duplicate-enqueued — no deduplication: a resend is a new message.
+    const seen = this.mutant === 'duplicate-enqueued' ? undefined : this.state.dedupe.get(key);
     if (seen) {
       // A resend racing its original waits until the original is durable, or retries as new if it failed [MSG-17].
       if (seen.durable && !(await seen.durable)) return this.enqueueMessage(input, dedupeWindowMs, maxQueueItems);
@@ -503,6 +542,8 @@ export class LogStore implements Store {
       }
     }
     const record: AckRecord = { device: { ...address }, seqs: removed.map((i) => i.seq), receipts };
+    // mutant: delivered-receipt-not-durable — the durable record of the ack leaves out the receipts it made.
+    if (this.mutant === 'delivered-receipt-not-durable') record.receipts = [];
     const undo = () => {
       for (const { queue, item } of stagedReceipts) queue.remove(item.seq);
       for (const item of removed) device.queue.restore(item);
@@ -561,6 +602,8 @@ export class LogStore implements Store {
     if (this.closed) return;
     this.closed = true;
     while (this.inflight > 0) await this.waitIdle();
+    // mutant: ack-before-durable — a graceful shutdown writes the records still waiting; only a crash loses them.
+    if (this.mutant === 'ack-before-durable') for (const write of [...this.unwritten]) await write();
     this.takeCheckpoint();
     await this.log.close();
   }
