@@ -28,6 +28,11 @@ export interface OpenOptions {
   transcript?: boolean;
   /** Answer server `ping` requests with `pong` automatically [KAL]. Default true. */
   answerPings?: boolean;
+  /**
+   * Answer WebSocket control Ping frames with Pong frames, as RFC 6455 requires [KAL-4]. Default true; only a test
+   * that plays a dead peer (the idle timeout of KAL-5) turns it off.
+   */
+  answerControlPings?: boolean;
   /** Subprotocols to offer; default [tickwire.v1]. Conformance cases use other values to test refusals. */
   protocols?: string[];
   /** Milliseconds to wait for the WebSocket handshake. Default 10000. */
@@ -134,6 +139,7 @@ export class Connection {
       const socket = new WebSocket(wsUrlOf(url), options.protocols ?? [WS_SUBPROTOCOL], {
         handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
         perMessageDeflate: false,
+        autoPong: options.answerControlPings ?? true,
         ...(options.localAddress ? { localAddress: options.localAddress } : {}),
         ...(options.headers ? { headers: options.headers } : {}),
       });
@@ -237,10 +243,58 @@ export class Connection {
     if (this.isOpen) this.socket.send(text);
   }
 
+  /**
+   * Sends a WebSocket control Ping frame carrying `payload` (at most 125 bytes) and resolves with the payload of the
+   * next Pong frame received [KAL-4]. Rejects with WireError TIMEOUT or CLOSED.
+   */
+  controlPing(payload: Buffer = Buffer.alloc(0), timeoutMs = 10_000): Promise<Buffer> {
+    if (payload.length > 125) throw new RangeError(`a control frame payload has at most 125 bytes (got ${payload.length})`);
+    return new Promise((resolve, reject) => {
+      if (!this.isOpen) {
+        reject(new WireError('CLOSED', 'connection is not open'));
+        return;
+      }
+      const onPong = (data: Buffer) => {
+        cleanup();
+        this.transcript?.push({ direction: 'received', at: this.elapsed(), frame: `<control pong, ${data.length} bytes>` });
+        resolve(data);
+      };
+      const onClose = () => {
+        cleanup();
+        reject(new WireError('CLOSED', 'connection closed while waiting for a control pong'));
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new WireError('TIMEOUT', `no control pong within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.socket.off('pong', onPong);
+        this.socket.off('close', onClose);
+      };
+      this.socket.on('pong', onPong);
+      this.socket.once('close', onClose);
+      this.transcript?.push({ direction: 'sent', at: this.elapsed(), frame: `<control ping, ${payload.length} bytes>` });
+      this.socket.ping(payload);
+    });
+  }
+
   /** Sends bytes as a binary frame (negative tests). */
   sendBinary(data: Buffer): void {
     this.transcript?.push({ direction: 'sent', at: this.elapsed(), frame: `<binary ${data.length} bytes>` });
     if (this.isOpen) this.socket.send(data, { binary: true });
+  }
+
+  /**
+   * Sends `data` as one data message exactly as given, past every check of this client: a text message whose bytes
+   * need not be UTF-8, and, with `masked: false`, without the client-to-server masking RFC 6455 requires (negative
+   * tests of RFC 6455 violations, TRN-25). Defaults: a text message, masked.
+   */
+  sendUnchecked(data: Buffer, options: { text?: boolean; masked?: boolean } = {}): void {
+    const text = options.text ?? true;
+    const masked = options.masked ?? true;
+    this.transcript?.push({ direction: 'sent', at: this.elapsed(), frame: `<${text ? 'text' : 'binary'} ${data.length} bytes${masked ? '' : ', unmasked'}: ${data.toString('hex').slice(0, 64)}>` });
+    if (this.isOpen) this.socket.send(data, { binary: !text, mask: masked });
   }
 
   /** Registers a handler for pushes (and answers) of one frame type; returns the function that removes it. */

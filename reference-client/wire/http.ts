@@ -10,6 +10,8 @@ export interface HttpResult<T = unknown> {
   body: T;
   /** Schema problems with the body, empty when it validates (or when no schema applies). */
   issues: ValidationIssue[];
+  /** The body exactly as received, before decoding (checks of the JSON text itself, TRN-13). */
+  bytes?: Uint8Array;
 }
 
 export interface CallOptions {
@@ -68,7 +70,8 @@ export class HttpApi {
       headers['content-type'] ??= 'application/json';
     }
     const response = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(options.timeoutMs ?? 10_000) });
-    const text = await response.text();
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const text = new TextDecoder().decode(bytes);
     let parsed: unknown;
     const issues: ValidationIssue[] = [];
     if (text.length > 0) {
@@ -79,6 +82,6 @@ export class HttpApi {
         issues.push({ path: '', message: 'body is not JSON' });
       }
     }
-    return { status: response.status, headers: response.headers, body: parsed as T, issues };
+    return { status: response.status, headers: response.headers, body: parsed as T, issues, bytes };
   }
 }
