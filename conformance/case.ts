@@ -1,7 +1,7 @@
 // A conformance case as data (STYLE.md, after summerwind/h2spec and crossbario/autobahn-testsuite): an ID derived
 // from the spec section it checks, the requirement IDs it cites, a level, a title and a `run` function. The verdict
 // vocabulary and the three signals a case can raise (failure, unsupported, not run) live here too.
-import { requirement, type RequirementEntry } from '../spec/index.ts';
+import { requirement, type Limits, type RequirementEntry } from '../spec/index.ts';
 import type { CaseContext } from './context.ts';
 
 /**
@@ -29,8 +29,19 @@ export interface ConformanceCase {
   /** One line: what a conforming server does. */
   title: string;
   needs?: Need[];
+  /**
+   * The time the case needs when a timer it waits for is longer than the per-case timeout (`--timeout`), computed from
+   * the limits the server advertises, e.g. `(limits) => limits.idleTimeoutMs + 10_000`. Once the case's first `welcome`
+   * shows the limits, its deadline becomes at least this many milliseconds after it started; a budget over
+   * MAX_CASE_BUDGET_MS (or `--timeout`, if that is larger) makes the case UNSUPPORTED. The runner starts such cases
+   * before the others, so that they overlap with the rest of the run.
+   */
+  budgetMs?(limits: Limits): number;
   run(ctx: CaseContext): Promise<void>;
 }
+
+/** The longest time budget a case may claim with `budgetMs` (three minutes: an idle timeout at its reference default fits). */
+export const MAX_CASE_BUDGET_MS = 180_000;
 
 /**
  * - OK: every check passed.

@@ -44,6 +44,8 @@ Running:
   --timeout <ms>           time limit per case (default 10000); a case over it FAILS, a dead server ends the run
   --strict                 SHOULD-level failures fail the run (otherwise they are reported as NON-STRICT)
   --seed <n>               seed for keys, secrets, ids and bodies (default random, printed in the report)
+  --model-runs <n>         scenarios the model-based delivery cases (4.5/model-…) generate from --seed and check
+                           (default 10; the variant with restarts runs a quarter of them); more runs, more effort
 
 Reports:
   --reporter <name>        terminal (default), tap, junit, json or html; repeatable or a comma list; NAME=FILE
@@ -72,6 +74,7 @@ interface Parsed {
   timeoutMs: number;
   strict: boolean;
   seed: number;
+  modelRuns?: number;
   reporters: Array<{ name: ReporterName; file?: string }>;
   output?: string;
 }
@@ -117,6 +120,7 @@ export function parseArgs(args: string[]): Parsed {
       case '--strict': parsed.strict = true; break;
       case '--concurrency': parsed.concurrency = positiveInt(value(), '--concurrency'); break;
       case '--timeout': parsed.timeoutMs = positiveInt(value(), '--timeout'); break;
+      case '--model-runs': parsed.modelRuns = positiveInt(value(), '--model-runs'); break;
       case '--seed': {
         const text = value();
         if (!/^[0-9]+$/.test(text) || Number(text) > 0xffffffff) throw new UsageError(`--seed needs an integer 0..4294967295 (got '${text}')`);
@@ -200,6 +204,7 @@ async function runConformance(args: string[]): Promise<number> {
       timeoutMs: parsed.timeoutMs,
       strict: parsed.strict,
       seed: parsed.seed,
+      ...(parsed.modelRuns !== undefined ? { modelRuns: parsed.modelRuns } : {}),
       ...(restarter ? { restarter } : {}),
       ...(faulter ? { faulter } : {}),
       ...(terminalToStdout ? { onResult: (result, done, total) => console.log(progressLine(result, done, total, { color })) } : {}),

@@ -1,10 +1,10 @@
 // The per-case context: fresh users and devices for every case (so cases are independent and run in parallel),
 // HTTP through the wire client with every answer checked against its schema (TRN-3), WebSocket sessions with
 // transcripts, the case's clock, and the environment (restart support, run seed).
-import { validate, type DeviceRegistration, type LinkCodeResponse, type LinkDeviceResponse, type RegisterResponse } from '../spec/index.ts';
+import { validate, type DeviceRegistration, type Limits, type LinkCodeResponse, type LinkDeviceResponse, type RegisterResponse } from '../spec/index.ts';
 import { Connection, WireError, type Credentials } from '../reference-client/wire/connection.ts';
 import { HttpApi, type CallOptions, type HttpResult } from '../reference-client/wire/http.ts';
-import { CaseFailure, CaseNotRun, CaseUnsupported, show, type Need } from './case.ts';
+import { CaseFailure, CaseNotRun, CaseUnsupported, MAX_CASE_BUDGET_MS, ServerUnreachable, show, type Need } from './case.ts';
 import { httpErrorOf, must } from './expect.ts';
 import { caseSeed, freshUsername, Material, Rng } from './fixtures.ts';
 import { Session } from './session.ts';
@@ -38,6 +38,8 @@ export interface SuiteEnv {
   faulter?: Faulter;
   /** Registrations that met 429 RATE_LIMITED waited this long in total (reported, not counted against cases). */
   rateLimitWaitMs: number;
+  /** Runs of the model-based delivery property (`--model-runs`; conformance/model/, default DEFAULT_MODEL_RUNS). */
+  modelRuns?: number;
 }
 
 export interface Device extends Credentials {
@@ -55,7 +57,20 @@ export interface User {
   devices: Device[];
 }
 
+/**
+ * How the wire client behaves on a connection a case opens. Both default to true; a case that plays a dead peer (the
+ * idle timeout, KAL-5) turns them off.
+ */
+export interface ConnectionOptions {
+  /** Answer server `ping` frames with `pong`. */
+  answerPings?: boolean;
+  /** Answer WebSocket control Ping frames with Pong frames (KAL-4). */
+  answerControlPings?: boolean;
+}
+
 const JSON_UTF8 = 'application/json;charset=utf-8';
+/** Longer than any restarter waits for the server to come back (CommandRestarter: 60 s). */
+const RESTART_ALLOWANCE_MS = 120_000;
 
 export class CaseContext {
   readonly transcript: Transcript;
@@ -66,13 +81,18 @@ export class CaseContext {
   private userCount = 0;
   private connectionCount = 0;
   private faulted = false;
+  private readonly startedAt: number;
+  private budgetApplied = false;
 
+  /** `budgetMs`: the case's own budget from the advertised limits (ConformanceCase.budgetMs), applied at its first welcome. */
   constructor(
     readonly env: SuiteEnv,
     readonly caseId: string,
-    timeoutMs: number,
+    private readonly timeoutMs: number,
+    private readonly budgetMs?: (limits: Limits) => number,
   ) {
     const start = performance.now();
+    this.startedAt = start;
     this.transcript = new Transcript(start);
     this.deadline = start + timeoutMs;
     this.material = new Material(new Rng(caseSeed(env.seed, caseId)));
@@ -95,6 +115,17 @@ export class CaseContext {
 
   get deadlineAt(): number {
     return this.deadline;
+  }
+
+  /** Raises the deadline to the case's `budgetMs` of these limits, once; over the cap the case is UNSUPPORTED. */
+  private applyBudget(limits: Limits): void {
+    if (this.budgetApplied || !this.budgetMs) return;
+    this.budgetApplied = true;
+    const budget = Math.ceil(this.budgetMs(limits));
+    const cap = Math.max(MAX_CASE_BUDGET_MS, this.timeoutMs);
+    if (budget > cap) throw new CaseUnsupported(`the advertised limits make this case take about ${budget} ms, more than the ${cap} ms a case may take`);
+    this.deadline = Math.max(this.deadline, this.startedAt + budget);
+    this.note(`time budget ${budget} ms from the advertised limits`);
   }
 
   note(text: string): void {
@@ -209,7 +240,7 @@ export class CaseContext {
   // ---- WebSocket sessions -----------------------------------------------------------------------------------------
 
   /** Opens a WebSocket without authenticating. Rejects with the wire client's WireError when the upgrade fails. */
-  async open(options: { protocols?: string[]; label?: string } = {}): Promise<Session> {
+  async open(options: { protocols?: string[]; label?: string } & ConnectionOptions = {}): Promise<Session> {
     const label = `${options.label ?? 'anon'}#${++this.connectionCount}`;
     const openedAt = this.transcript.now();
     this.transcript.add(label, 'note', `open ${options.protocols ? `offering [${options.protocols.join(', ')}]` : ''}`.trim());
@@ -219,20 +250,24 @@ export class CaseContext {
         transcript: true,
         handshakeTimeoutMs: this.remaining(),
         ...(options.protocols ? { protocols: options.protocols } : {}),
+        ...(options.answerPings === undefined ? {} : { answerPings: options.answerPings }),
+        ...(options.answerControlPings === undefined ? {} : { answerControlPings: options.answerControlPings }),
       });
     } catch (error) {
       if (error instanceof WireError) this.transcript.add(label, 'note', error.message);
       throw error;
     }
-    const session = new Session(conn, label, { remaining: () => this.remaining(), transcript: this.transcript }, openedAt);
+    const clock = { remaining: () => this.remaining(), transcript: this.transcript, onWelcome: (welcome: { limits: Limits }) => this.applyBudget(welcome.limits) };
+    const session = new Session(conn, label, clock, openedAt);
     this.sessions.push(session);
     return session;
   }
 
   /** Opens a WebSocket and authenticates `device`; fails the case (AUT-13) unless the answer is `welcome`. */
-  async connect(device: Device, options: { receiveMax?: number } = {}): Promise<Session> {
-    const session = await this.open({ label: device.label });
-    const answer = await session.hello(device, options);
+  async connect(device: Device, options: { receiveMax?: number } & ConnectionOptions = {}): Promise<Session> {
+    const { receiveMax, ...connection } = options;
+    const session = await this.open({ label: device.label, ...connection });
+    const answer = await session.hello(device, receiveMax === undefined ? {} : { receiveMax });
     must.frameType(answer, 'welcome', 'AUT-13', `hello of ${device.label}`);
     return session;
   }
@@ -244,9 +279,15 @@ export class CaseContext {
   async restartServer(kind: RestartKind = 'crash'): Promise<void> {
     if (!this.env.restarter?.kinds.has(kind)) throw new CaseNotRun(restartUnavailable(kind));
     this.note(`restarting the server (${kind})`);
+    // The restart is not case time: the deadline moves out by the restarter's own limit while it runs (so the
+    // runner's timer cannot fire mid-restart and blame the case), then back to what the restart really took.
     const before = performance.now();
-    await this.env.restarter.restart(kind);
-    this.extend(performance.now() - before);
+    this.extend(RESTART_ALLOWANCE_MS);
+    try {
+      await this.env.restarter.restart(kind);
+    } finally {
+      this.extend(performance.now() - before - RESTART_ALLOWANCE_MS);
+    }
     this.note('server restarted');
   }
 
@@ -267,7 +308,10 @@ export class CaseContext {
 
   /** Closes every connection the case opened and merges their transcripts. */
   async cleanup(): Promise<void> {
-    await this.healStorageFault();
+    // A server left with broken storage would fail every later case for the wrong reason: end the run instead.
+    await this.healStorageFault().catch((error: unknown) => {
+      throw new ServerUnreachable(`could not heal the storage fault after ${this.caseId}: ${(error as Error).message}`);
+    });
     for (const session of this.sessions) if (!session.closeInfo) session.terminate();
     await Promise.all(this.sessions.map((s) => Promise.race([s.conn.closed, new Promise((r) => setTimeout(r, 1000))])));
   }

@@ -3,7 +3,7 @@
 import type { DeviceEnvelope, SendOkFrame, ServerFrame } from '../spec/index.ts';
 import type { CaseContext, Device, User } from './context.ts';
 import { as, must } from './expect.ts';
-import type { Session } from './session.ts';
+import type { Item, Session } from './session.ts';
 
 export interface SendOptions {
   messageId?: string;
@@ -54,4 +54,55 @@ export function envelopeOf(sent: Sent, device: Device): { type: string; body: st
   const envelope = sent.envelopes.find((e) => e.deviceId === device.deviceId);
   if (!envelope) throw new RangeError(`the send has no envelope for ${device.label}`);
   return { type: envelope.type, body: envelope.body };
+}
+
+/**
+ * Sends `n` messages from `from` to `to` on one session, pipelined: up to `inFlight` unanswered at a time, never more
+ * than the session's maxPendingRequests (TRN-36). Every one must get `send_ok` (MSG-12, or `requirementId`); resolves
+ * with the messageIds in send order.
+ */
+export async function sendPipelined(
+  ctx: CaseContext,
+  session: Session,
+  from: Device,
+  to: User,
+  n: number,
+  options: { inFlight?: number; bytes?: number; requirementId?: string } = {},
+): Promise<string[]> {
+  const ids: string[] = [];
+  const inFlight = Math.max(1, Math.min(options.inFlight ?? 32, session.limits.maxPendingRequests));
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < n; i = next++) {
+      const sent = await send(ctx, session, from, to, options.bytes === undefined ? {} : { bytes: options.bytes });
+      ids[i] = sent.messageId;
+      must.frameType(sent.answer, 'send_ok', options.requirementId ?? 'MSG-12', `send ${i + 1} of ${n}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, n) }, worker));
+  return ids;
+}
+
+/**
+ * Reads a session's backlog to its end, acknowledging every delivered item as it arrives (so that a small window never
+ * stalls it), until `queue_empty` has come (DLV-27: after every backlog item still queued); resolves with the distinct
+ * items delivered so far, in seq order. A timeout fails citing `requirementId`.
+ */
+export async function drain(session: Session, requirementId: string): Promise<Item[]> {
+  let acked = 0;
+  await session.until(
+    () => {
+      const highest = Math.max(0, ...session.items.map((r) => r.frame.seq));
+      if (highest > acked) {
+        session.ack({ upTo: highest });
+        acked = highest;
+      }
+      return session.received.some((r) => r.frame.type === 'queue_empty') ? true : undefined;
+    },
+    requirementId,
+    'queue_empty, acknowledging every delivered item',
+  );
+  const bySeq = new Map<number, Item>();
+  for (const { frame } of session.items) if (!bySeq.has(frame.seq)) bySeq.set(frame.seq, frame);
+  return [...bySeq.values()].sort((x, y) => x.seq - y.seq);
 }

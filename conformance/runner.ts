@@ -23,6 +23,8 @@ export interface RunOptions {
   timeoutMs: number;
   strict: boolean;
   seed: number;
+  /** Runs of the model-based delivery property (`--model-runs`); default DEFAULT_MODEL_RUNS. */
+  modelRuns?: number;
   restarter?: Restarter;
   faulter?: Faulter;
   /** Called after each case, for progress output. */
@@ -118,7 +120,7 @@ async function runOne(c: ConformanceCase, env: SuiteEnv, options: RunOptions): P
   for (const need of c.needs ?? []) {
     if (!canMeet(env, need)) return { ...base, verdict: 'NOT-RUN', reason: unmetReason(need), durationMs: 0 };
   }
-  const ctx = new CaseContext(env, c.id, options.timeoutMs);
+  const ctx = new CaseContext(env, c.id, options.timeoutMs, c.budgetMs?.bind(c));
   let outcome: { kind: 'ok' } | { kind: 'error'; error: unknown } | { kind: 'timeout' };
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<{ kind: 'timeout' }>((resolve) => {
@@ -150,7 +152,7 @@ async function runOne(c: ConformanceCase, env: SuiteEnv, options: RunOptions): P
   if (outcome.kind === 'ok') return { ...base, verdict: 'OK', durationMs };
   if (outcome.kind === 'timeout') {
     const primary = c.requirements[0]!;
-    const failure = new CaseFailure(primary, `the case to finish within ${options.timeoutMs} ms`, 'it timed out', c.id);
+    const failure = new CaseFailure(primary, `the case to finish within ${Math.round(ctx.deadlineAt - started)} ms`, 'it timed out', c.id);
     return { ...base, verdict: failedVerdict, failure: failureInfo(failure), ...withTranscript };
   }
   const error = outcome.error;
@@ -172,7 +174,7 @@ function failureInfo(f: CaseFailure): FailureInfo {
 export async function run(cases: readonly ConformanceCase[], options: RunOptions): Promise<RunReport> {
   const startedAt = new Date();
   const t0 = performance.now();
-  const env: SuiteEnv = { url: options.url, seed: options.seed, rateLimitWaitMs: 0, ...(options.restarter ? { restarter: options.restarter } : {}), ...(options.faulter ? { faulter: options.faulter } : {}) };
+  const env: SuiteEnv = { url: options.url, seed: options.seed, rateLimitWaitMs: 0, ...(options.modelRuns ? { modelRuns: options.modelRuns } : {}), ...(options.restarter ? { restarter: options.restarter } : {}), ...(options.faulter ? { faulter: options.faulter } : {}) };
   const results = new Map<string, CaseResult>();
   let aborted: string | undefined;
   let done = 0;
@@ -185,7 +187,8 @@ export async function run(cases: readonly ConformanceCase[], options: RunOptions
   // A case that restarts the server or breaks its storage would disturb every case running beside it, so those run
   // alone, at the end. (One whose needs cannot be met is NOT-RUN at once and may as well go with the others.)
   const disturbs = (c: ConformanceCase) => (c.needs ?? []).length > 0 && (c.needs ?? []).every((need) => canMeet(env, need));
-  const parallel = cases.filter((c) => !disturbs(c));
+  // Cases with a long time budget of their own (budgetMs) start first, so that they overlap with the others.
+  const parallel = [...cases.filter((c) => !disturbs(c) && c.budgetMs), ...cases.filter((c) => !disturbs(c) && !c.budgetMs)];
   const exclusive = cases.filter(disturbs);
   const lane = async (queue: ConformanceCase[]) => {
     for (let c = queue.shift(); c !== undefined; c = queue.shift()) {

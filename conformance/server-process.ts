@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import type { Faulter, RestartKind, Restarter } from './context.ts';
 
 const TICKWIRE_BIN = fileURLToPath(new URL('../bin/tickwire.js', import.meta.url));
-const READY_LINE = /tickwire serving on (\S+)/;
+/** The reference server's ready line; its pid is the server's own (the child may be a wrapper, as under tap). */
+const READY_LINE = /tickwire serving on (\S+) \(pid (\d+)\)\r?\n/;
 /** How long the reference server gets to print its ready line. */
 const START_TIMEOUT_MS = 30_000;
 /** How long it gets to exit after SIGTERM before SIGKILL. */
@@ -19,9 +20,23 @@ const STOP_GRACE_MS = 10_000;
 /**
  * Limits the suite sets on the built-in reference server: registrations are not rate-limited in practice (every case
  * registers fresh users), and the timers that cases wait for are at their allowed minimums so that redelivery and
- * hello-timeout cases fit the default case timeout. Every value is inside the spec's allowed range.
+ * hello-timeout cases fit the default case timeout, and the idle-timeout case (KAL-5) takes about 31 s instead of two
+ * minutes. The capacities that cases fill are small: a queue of maxQueueItems (QUEUE_FULL, MSG-9, RCP-9) at the
+ * allowed minimum of 1000 fills in about a thousand sends, and maxPresenceSubscriptions 20 (TOO_MANY_SUBSCRIPTIONS,
+ * PRS-3) needs 21 users; maxPresenceBatch 10 keeps maxPresenceSubscriptions >= maxPresenceBatch (LIM-3). Every value is
+ * inside the spec's allowed range. A graceful restart (KAL-13) waits at most a second for connections to finish
+ * instead of five.
  */
-export const BUILT_IN_SERVER_ARGS = ['--registrations-per-minute', '100000', '--ack-timeout-ms', '1000', '--hello-timeout-ms', '2000'];
+export const BUILT_IN_SERVER_ARGS = [
+  '--registrations-per-minute', '100000',
+  '--ack-timeout-ms', '1000',
+  '--hello-timeout-ms', '2000',
+  '--idle-timeout-ms', '30000',
+  '--max-queue-items', '1000',
+  '--max-presence-batch', '10',
+  '--max-presence-subscriptions', '20',
+  '--shutdown-grace-ms', '1000',
+];
 
 export class ServerStartError extends Error {
   readonly code = 'SERVER_START';
@@ -35,6 +50,7 @@ export class ReferenceServer implements Restarter, Faulter {
   readonly kinds: ReadonlySet<RestartKind> = new Set<RestartKind>(['crash', 'graceful']);
   private child: ChildProcess | undefined;
   private stderrTail = '';
+  private serverPid: number | undefined;
   url = '';
   private constructor(
     private readonly dataDir: string,
@@ -54,7 +70,7 @@ export class ReferenceServer implements Restarter, Faulter {
   }
 
   private spawn(port: string): Promise<string> {
-    const args = [TICKWIRE_BIN, 'serve', '--port', port, '--data-dir', this.dataDir, '--log-level', 'warn', ...BUILT_IN_SERVER_ARGS, ...this.extraArgs];
+    const args = [TICKWIRE_BIN, 'serve', '--port', port, '--data-dir', this.dataDir, '--log-level', 'warn', ...withoutOverridden(BUILT_IN_SERVER_ARGS, this.extraArgs), ...this.extraArgs];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     // If the suite itself dies (an uncaught error), do not leave the server running.
@@ -75,6 +91,7 @@ export class ReferenceServer implements Restarter, Faulter {
         const match = READY_LINE.exec(out);
         if (match) {
           clearTimeout(timer);
+          this.serverPid = Number(match[2]);
           resolve(match[1]!);
         }
       });
@@ -131,8 +148,8 @@ export class ReferenceServer implements Restarter, Faulter {
   }
 
   private async prlimit(fsize: string): Promise<void> {
-    const pid = this.child?.pid;
-    if (pid === undefined) throw new ServerStartError('the reference server is not running');
+    const pid = this.serverPid;
+    if (pid === undefined || !this.child) throw new ServerStartError('the reference server is not running');
     await runCommand(`prlimit --pid ${pid} --fsize=${fsize}`, 'prlimit');
   }
 
@@ -209,4 +226,11 @@ function runCommand(command: string, what: string): Promise<void> {
     child.once('error', reject);
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new ServerStartError(`${what} exited with ${code}`))));
   });
+}
+
+/** `base` (flag, value pairs) without the flags that `overrides` sets: an extra argument replaces a built-in one. */
+function withoutOverridden(base: readonly string[], overrides: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < base.length; i += 2) if (!overrides.includes(base[i]!)) out.push(base[i]!, base[i + 1]!);
+  return out;
 }

@@ -35,6 +35,8 @@ export interface Clock {
   /** Milliseconds left before the case times out (at least 1). */
   remaining(): number;
   transcript: Transcript;
+  /** Called with the answer to `hello` when it is a `welcome` (the case context learns the limits from it); may throw. */
+  onWelcome?(welcome: WelcomeFrame): void;
 }
 
 export interface Received<T> {
@@ -245,7 +247,7 @@ export class Session {
 
   /** Sends `hello` on an unauthenticated connection; resolves with the answer (welcome or error). */
   async hello(credentials: Credentials, extra: { receiveMax?: number; id?: string } = {}): Promise<ServerFrame> {
-    return this.request(
+    const answer = await this.request(
       {
         type: 'hello',
         ...(extra.id === undefined ? {} : { id: extra.id }),
@@ -256,5 +258,7 @@ export class Session {
       },
       'AUT-13',
     );
+    if (answer.type === 'welcome') this.clock.onWelcome?.(answer);
+    return answer;
   }
 }

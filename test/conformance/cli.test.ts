@@ -28,13 +28,14 @@ t.test('help and list', async (t) => {
 });
 
 t.test('bad arguments are usage errors; an unreachable server exits 2', async (t) => {
-  for (const args of [['--concurrency', '0'], ['--reporter', 'xml'], ['--frobnicate'], ['--url', 'ftp://x'], ['--requirement', 'dlv12'], ['--reporter', 'json,tap'], ['--ready-url', 'http://x/'], ['--timeout']]) {
+  for (const args of [['--concurrency', '0'], ['--reporter', 'xml'], ['--frobnicate'], ['--url', 'ftp://x'], ['--requirement', 'dlv12'], ['--reporter', 'json,tap'], ['--ready-url', 'http://x/'], ['--timeout'], ['--model-runs', '0']]) {
     t.throws(() => parseArgs(args), UsageError, args.join(' '));
   }
   const parsed = parseArgs(['--section', '4.6,4.7', '--reporter', 'junit', '--output', 'x.xml', '--seed', '7']);
   t.same(parsed.selection.section, ['4.6', '4.7']);
   t.same(parsed.reporters, [{ name: 'junit', file: 'x.xml' }, { name: 'terminal' }]);
   t.equal(parsed.seed, 7);
+  t.equal(parseArgs(['--model-runs', '50']).modelRuns, 50);
   const bad = await conformance(['--grep', 'no-case-has-this-name']);
   t.equal(bad.code, 2, bad.stderr);
   const dead = await conformance(['--url', 'http://127.0.0.1:9', '--grep', '1.1/health']);
