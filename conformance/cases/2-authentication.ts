@@ -3,7 +3,9 @@
 import { limits as limitSpecs } from '../../spec/index.ts';
 import { basicAuth } from '../../reference-client/wire/http.ts';
 import type { ConformanceCase } from '../case.ts';
+import type { Device } from '../context.ts';
 import { as, must } from '../expect.ts';
+import { sendOk } from '../messaging.ts';
 import { expectFatal } from './1-transport-websocket.ts';
 
 const WWW_AUTHENTICATE = 'Basic realm="tickwire"';
@@ -180,6 +182,83 @@ export const cases: ConformanceCase[] = [
       await expectFatal(session, 'HELLO_TIMEOUT', 4408, 'AUT-10');
       const waited = performance.now() - opened;
       must.hold(waited >= helloTimeoutMs - 100, 'AUT-10', `no close before helloTimeoutMs (${helloTimeoutMs} ms)`, `closed after ${Math.round(waited)} ms`);
+    },
+  },
+  {
+    id: '2.8/frames-act-for-the-authenticated-device',
+    requirements: ['AUT-9', 'AUT-8', 'ERR-15'],
+    level: 'must',
+    title: 'send, ack and receipt frames naming another device in a from member act for, and come from, the authenticated device',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const carol = await ctx.user();
+      const [a1, b1, c1] = [alice.devices[0]!, bob.devices[0]!, carol.devices[0]!];
+      const address = (d: Device) => ({ userId: d.userId, deviceId: d.deviceId });
+      // `from` is no member of send, ack or receipt: [ERR-15] the server ignores it, and [AUT-9] every `from` it sends
+      // comes from the credentials of the session that caused the frame.
+      const claim = { from: address(c1) };
+      const a = await ctx.connect(a1);
+      const b = await ctx.connect(b1);
+      const sent = await sendOk(ctx, a, a1, bob, { extra: claim });
+      const item = await b.item('AUT-9', (i) => i.kind === 'message' && i.messageId === sent.messageId, `message ${sent.messageId}`);
+      must.equal(item.from, address(a1), 'AUT-9', `from of a message that ${a1.label} sent naming ${c1.label}`);
+      b.sendRaw({ type: 'ack', seqs: [item.seq], ...claim });
+      const receipt = { type: 'receipt' as const, id: 'rr', to: address(a1), status: 'read' as const, messageIds: [sent.messageId] as [string], ...claim };
+      must.frameType(await b.request(receipt, 'RCP-11'), 'receipt_ok', 'RCP-11', `a read receipt naming ${c1.label}`);
+      for (const status of ['delivered', 'read'] as const) {
+        const got = await a.item('AUT-9', (i) => i.kind === 'receipt' && i.status === status && i.messageIds.includes(sent.messageId), `a ${status} receipt for ${sent.messageId}`);
+        must.equal(got.from, address(b1), 'AUT-9', `from of the ${status} receipt that ${b1.label} caused naming ${c1.label}`);
+      }
+      // [AUT-8] Nothing was sent to, or acknowledged or sent on behalf of, the device the frames named.
+      const c = await ctx.connect(c1);
+      must.equal((await c.next('queue_empty', 'DLV-25')).lastSeq, 0, 'AUT-8', `the queue of ${c1.label}, named by the frames`);
+    },
+  },
+  {
+    id: '2.9/nothing-before-welcome',
+    requirements: ['AUT-16', 'ERR-10', 'TRN-30'],
+    level: 'must',
+    title: 'requests pipelined behind hello, a waiting queue and no prekeys send nothing ahead of welcome; a failed hello gets its error alone',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const [a1, b1] = [alice.devices[0]!, bob.devices[0]!];
+      const a = await ctx.connect(a1);
+      // Bob's queue holds an item (deliver, queue_empty) and he has no one-time prekeys (prekeys_low, PKY-22):
+      // pushes a server might be tempted to send as soon as it knows the device.
+      await sendOk(ctx, a, a1, bob);
+      const early: unknown[] = [
+        { type: 'ping', id: 'early-ping' },
+        { type: 'teleport', id: 'early-unknown' },
+        { type: 'send', id: 'early-invalid' },
+      ];
+      const hello = (secret: string, id: string) => ({ type: 'hello', id, userId: b1.userId, deviceId: b1.deviceId, secret });
+      const b = await ctx.open({ label: b1.label });
+      b.sendRaw(hello(b1.secret, 'h-pipelined'));
+      for (const frame of early) b.sendRaw(frame);
+      must.equal((await b.next('welcome', 'AUT-13')).id, 'h-pipelined', 'AUT-13', 'welcome to the pipelined hello');
+      // Frames that arrived before welcome are answered after it, each once (TRN-30).
+      await b.next('pong', 'TRN-30', (f) => f.id === 'early-ping');
+      await b.next('error', 'TRN-30', (f) => f.id === 'early-unknown');
+      await b.next('error', 'TRN-30', (f) => f.id === 'early-invalid');
+      await b.next('queue_empty', 'DLV-25');
+      const welcomeAt = b.received.findIndex((r) => r.frame.type === 'welcome');
+      must.equal(b.received.slice(0, welcomeAt).map((r) => r.frame), [], 'AUT-16', 'frames before welcome');
+      // A hello that fails, and a first frame that is no hello: the fatal error is the only frame, and nothing
+      // pipelined behind it is processed (ERR-10), the hello after the ping included.
+      const failing: Array<[string, unknown, string]> = [
+        ['a hello with a wrong secret', hello(ctx.material.secret(), 'h-wrong'), 'AUTH_FAILED'],
+        ['a ping as first frame', { type: 'ping', id: 'first-ping' }, 'UNAUTHENTICATED'],
+      ];
+      for (const [what, first, code] of failing) {
+        const session = await ctx.open({ label: 'early' });
+        session.sendRaw(first);
+        for (const frame of [...early, hello(b1.secret, 'h-late')]) session.sendRaw(frame);
+        await expectFatal(session, code, 4401, code === 'AUTH_FAILED' ? 'AUT-12' : 'AUT-11');
+        const frames = session.received.map((r) => r.frame);
+        must.hold(frames.length === 1 && frames[0]!.type === 'error' && frames[0]!.code === code, 'AUT-16', `the ${code} error alone`, frames, what);
+      }
     },
   },
 ];

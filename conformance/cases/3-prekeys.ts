@@ -15,6 +15,14 @@ const MAX_UPLOAD_BATCHES = 50;
 const MAX_RATE_LIMIT_PROBE = 200;
 /** Total concurrent fetches of the one-time prekey race. */
 const RACE_FETCHES = 20;
+/** Devices fetching one target's bundle at once in the per-target limit case, and fetches each. */
+const TARGET_REQUESTERS = 3;
+const FETCHES_PER_REQUESTER = 4;
+/**
+ * How long a case listens for prekeys_low frames that may still come: a server may coalesce the notifications of
+ * consumptions within one second into one frame (PKY-21), so a second and some margin for the network.
+ */
+const COALESCE_MS = 1500;
 
 /** The limits the server advertises, read from the `welcome` of a session of `device`. */
 async function limitsOf(ctx: CaseContext, device: Device): Promise<Limits> {
@@ -170,7 +178,7 @@ export const cases: ConformanceCase[] = [
       const current = b1.registration.signedPreKey.keyId;
       // PKY-3: the keyId of the current signed prekey, then one used by a one-time prekey.
       for (const keyId of [current, oneTimeKeyId === current ? current + 1 : oneTimeKeyId]) {
-        const signedPreKey = { keyId, publicKey: ctx.material.publicKey(), signature: ctx.material.signature() };
+        const signedPreKey = ctx.material.signedPreKey(b1.registration.identityKey, keyId);
         must.status(await ctx.http('putSignedPreKey', { body: { signedPreKey }, credentials: b1 }), 204, 'PKY-3', `a signed prekey with keyId ${keyId}`);
         must.equal((await count(ctx, b1)).signedPreKeyId, keyId, 'PKY-2', 'signedPreKeyId after the rotation');
         const entry = (await bundle(ctx, a1, bob, b1.deviceId)).devices[0];
@@ -305,6 +313,101 @@ export const cases: ConformanceCase[] = [
       if (lowWater === 0) ctx.unsupported('the server advertises prekeyLowWater 0 (prekeys_low disabled)');
       const low = await b.next('prekeys_low', 'PKY-22');
       must.equal(low, { type: 'prekeys_low', remaining: 0, lowWater }, 'PKY-22', 'prekeys_low of a device without one-time prekeys');
+    },
+  },
+  {
+    id: '3.3/per-target-limit-consumes-nothing',
+    requirements: ['PKY-18', 'PKY-15'],
+    level: 'must',
+    title: 'concurrent fetches of one target by several devices get 200, or 429 RATE_LIMITED under a per-target limit that consumes nothing',
+    async run(ctx) {
+      const bob = await ctx.user();
+      const b1 = bob.devices[0]!;
+      const requesters: Device[] = [];
+      for (let i = 0; i < TARGET_REQUESTERS; i++) requesters.push((await ctx.user()).devices[0]!);
+      const limits = await limitsOf(ctx, requesters[0]!);
+      // Each requester stays within its own limit (PKY-17), so only a per-target limit (PKY-18) may refuse a fetch.
+      const perRequester = Math.min(limits.prekeyFetchesPerMinute, FETCHES_PER_REQUESTER);
+      const stored = Math.min(limits.prekeyBatchMax, limits.maxStoredPreKeys, Math.max(1, Math.floor((TARGET_REQUESTERS * perRequester) / 2)));
+      const uploaded = preKeys(ctx, 1, stored);
+      await uploadAll(ctx, b1, uploaded, limits);
+      const results = await Promise.all(
+        requesters.flatMap((r) => Array.from({ length: perRequester }, () => ctx.http<PreKeyBundleResponse>('getPreKeyBundle', { params: { userId: bob.userId }, query: { deviceId: b1.deviceId }, credentials: r }))),
+      );
+      let answered = 0;
+      for (const result of results) {
+        if (result.status === 429) {
+          must.httpError(result, 429, 'RATE_LIMITED', 'PKY-18', 'a fetch refused by a per-target limit');
+          const retryAfterMs = httpErrorOf(result)?.retryAfterMs;
+          must.hold(typeof retryAfterMs === 'number' && retryAfterMs >= 1, 'PKY-18', 'a retryAfterMs of at least 1 ms with RATE_LIMITED', result.body);
+        } else {
+          must.status(result, 200, 'PKY-13', 'a concurrent bundle fetch');
+          answered++;
+        }
+      }
+      const handed = results.flatMap((r) => (r.status === 200 && r.body.devices[0]?.oneTimePreKey ? [r.body.devices[0].oneTimePreKey] : []));
+      must.equal(new Set(handed.map((k) => k.keyId)).size, handed.length, 'PKY-15', `distinct one-time prekeys (keyIds ${handed.map((k) => k.keyId).join(', ')})`);
+      must.equal(handed.length, Math.min(stored, answered), 'PKY-15', `200 answers carrying a one-time prekey (${stored} stored, ${answered} answered 200)`);
+      must.equal((await count(ctx, b1)).oneTimePreKeys, stored - handed.length, 'PKY-18', `one-time prekeys left after ${results.length - answered} refused fetches`);
+    },
+  },
+  {
+    id: '3.4/prekeys-low-coalesced-or-separate',
+    requirements: ['PKY-20', 'PKY-21'],
+    level: 'must',
+    title: 'fetches in quick succession below prekeyLowWater get one prekeys_low each, or fewer coalesced ones; the last carries the latest remaining',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const [a1, b1] = [alice.devices[0]!, bob.devices[0]!];
+      const limits = await limitsOf(ctx, a1);
+      const lowWater = limits.prekeyLowWater;
+      if (lowWater === 0) ctx.unsupported('the server advertises prekeyLowWater 0 (prekeys_low disabled)');
+      if (Math.ceil(lowWater / limits.prekeyBatchMax) > MAX_UPLOAD_BATCHES) ctx.unsupported(`uploading prekeyLowWater (${lowWater}) keys takes more than ${MAX_UPLOAD_BATCHES} uploads`);
+      // Exactly lowWater keys: not fewer than lowWater, so the session starts without a prekeys_low (PKY-22).
+      await uploadAll(ctx, b1, preKeys(ctx, 1, lowWater), limits);
+      const b = await ctx.connect(b1);
+      const mark = b.received.length;
+      const fetches = Math.min(3, lowWater);
+      for (let i = 0; i < fetches; i++) {
+        const entry = (await bundle(ctx, a1, bob, b1.deviceId)).devices[0];
+        must.hold(entry?.oneTimePreKey !== undefined, 'PKY-15', 'a one-time prekey in the bundle', entry);
+      }
+      const latest = lowWater - fetches;
+      await b.next('prekeys_low', 'PKY-20', (f) => f.remaining === latest);
+      await b.quiet(COALESCE_MS);
+      const frames = b.received.slice(mark).map((r) => r.frame).filter((f) => f.type === 'prekeys_low');
+      for (const frame of frames) {
+        // Separate frames carry each count in turn, a coalesced one the latest: never a count the device did not have.
+        must.hold(frame.lowWater === lowWater && frame.remaining >= latest && frame.remaining < lowWater, 'PKY-20', `remaining between ${latest} and ${lowWater - 1}, lowWater ${lowWater}`, frame);
+      }
+      must.equal(frames.at(-1), { type: 'prekeys_low', remaining: latest, lowWater }, 'PKY-21', `the last prekeys_low after ${fetches} fetches`);
+    },
+  },
+  {
+    id: '3.4/prekeys-low-not-stored',
+    requirements: ['PKY-23', 'PKY-22'],
+    level: 'must',
+    title: "a prekeys_low due while the device has no session is not kept for later: back at lowWater, its next session gets none",
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const [a1, b1] = [alice.devices[0]!, bob.devices[0]!];
+      const limits = await limitsOf(ctx, a1);
+      const lowWater = limits.prekeyLowWater;
+      if (lowWater === 0) ctx.unsupported('the server advertises prekeyLowWater 0 (prekeys_low disabled)');
+      if (Math.ceil(lowWater / limits.prekeyBatchMax) > MAX_UPLOAD_BATCHES) ctx.unsupported(`uploading prekeyLowWater (${lowWater}) keys takes more than ${MAX_UPLOAD_BATCHES} uploads`);
+      await uploadAll(ctx, b1, preKeys(ctx, 1, lowWater), limits);
+      // The fetch leaves bob's device below lowWater while it has no session: PKY-20 would notify a session.
+      const entry = (await bundle(ctx, a1, bob, b1.deviceId)).devices[0];
+      must.hold(entry?.oneTimePreKey !== undefined, 'PKY-15', 'a one-time prekey in the bundle', entry);
+      must.status(await upload(ctx, b1, preKeys(ctx, lowWater + 1, 1)), 200, 'PKY-8', 'topping the device up to lowWater again');
+      must.equal((await count(ctx, b1)).oneTimePreKeys, lowWater, 'PKY-10', 'one-time prekeys after the top-up');
+      // Not fewer than lowWater at session start, so PKY-22 sends nothing; a stored notification would show here.
+      const b = await ctx.connect(b1);
+      await b.next('queue_empty', 'DLV-25');
+      await b.quiet(COALESCE_MS);
+      must.equal(b.received.map((r) => r.frame).filter((f) => f.type === 'prekeys_low'), [], 'PKY-23', 'prekeys_low frames on a session that starts at lowWater');
     },
   },
 ];

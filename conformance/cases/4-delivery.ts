@@ -1,9 +1,17 @@
-// Sections 4.4, 4.5, 4.8 and 4.10 of PROTOCOL.md: queues and seqs, delivery order, the window, queue_empty and the
-// per-sender FIFO guarantee. Batching is the server's choice: cases look at items, never at how frames group them.
+// Sections 4.4, 4.5, 4.8 and 4.10 of PROTOCOL.md: queues and seqs, delivery only when durable (across a crash) and
+// only on the device's own session, the shape of deliver frames, delivery order, the window, queue_empty and the
+// per-sender FIFO guarantee. Batching is the server's choice: cases look at items, never at how frames group them,
+// except where DLV-6 bounds the frames themselves.
 import type { ConformanceCase } from '../case.ts';
 import type { CaseContext, Device, User } from '../context.ts';
 import { must } from '../expect.ts';
-import { sendOk } from '../messaging.ts';
+import { drain, envelopeOf, send, sendOk, sendPipelined } from '../messaging.ts';
+import type { Item, Session } from '../session.ts';
+
+/** Sends in flight when the crash of the durability case comes. */
+const CRASH_SENDS = 30;
+/** Envelopes of maxEnvelopeBytes in the deliver-frame case: together they exceed maxFrameBytes at the reference values. */
+const LARGE_ENVELOPES = 4;
 
 /** Sends `n` messages one after another (each waits for its send_ok) and returns their messageIds. */
 async function sendMany(ctx: CaseContext, from: Device, to: User, n: number): Promise<string[]> {
@@ -110,6 +118,110 @@ export const cases: ConformanceCase[] = [
         must.equal(of(a1), from1, 'DLV-31', `order of ${a1.label}'s messages at ${device.label}`);
         must.equal(of(a2), from2, 'DLV-31', `order of ${a2.label}'s messages at ${device.label}`);
         await b.close();
+      }
+    },
+  },
+  {
+    id: '4.5/items-only-on-own-device-session',
+    requirements: ['DLV-5', 'MSG-13'],
+    level: 'must',
+    title: "a device's items reach only its own session: not its sibling's, not another user's device with the same deviceId, not the sender's",
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user({ devices: 2 });
+      const carol = await ctx.user();
+      const a1 = alice.devices[0]!;
+      const sender = await ctx.connect(a1);
+      const recipients: Array<[Device, Session]> = [];
+      for (const device of [...bob.devices, carol.devices[0]!]) recipients.push([device, await ctx.connect(device)]);
+      for (const [, session] of recipients) await session.next('queue_empty', 'DLV-25');
+      const toBob = await sendOk(ctx, sender, a1, bob);
+      const toCarol = await sendOk(ctx, sender, a1, carol);
+      for (const [device, session] of recipients) {
+        const sent = device.userId === bob.userId ? toBob : toCarol;
+        await session.item('DLV-9', (i) => i.kind === 'message' && i.messageId === sent.messageId, `message ${sent.messageId} at ${device.label}`);
+      }
+      await sender.quiet(300);
+      for (const [device, session] of recipients) {
+        const sent = device.userId === bob.userId ? toBob : toCarol;
+        const messages = session.items.flatMap((r) => (r.frame.kind === 'message' ? [{ messageId: r.frame.messageId, envelope: r.frame.envelope }] : []));
+        must.equal(messages, [{ messageId: sent.messageId, envelope: envelopeOf(sent, device) }], 'DLV-5', `messages delivered on the session of ${device.label}`);
+      }
+      must.equal(sender.items.map((r) => r.frame), [], 'DLV-5', `items delivered on the session of the sender ${a1.label}`);
+    },
+  },
+  {
+    id: '4.5/deliver-frames-within-limits',
+    requirements: ['DLV-6'],
+    level: 'must',
+    title: 'every deliver frame carries 1 to maxDeliverBatch items in ascending seq order and fits maxFrameBytes, also for a backlog of large envelopes',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const [a1, b1] = [alice.devices[0]!, bob.devices[0]!];
+      const a = await ctx.connect(a1);
+      const { maxDeliverBatch, maxEnvelopeBytes, maxFrameBytes } = a.limits;
+      // More small items than one frame may carry, then envelopes of the largest size, which cannot all share a frame.
+      const small = maxDeliverBatch + 2;
+      await sendPipelined(ctx, a, a1, bob, small, { bytes: 16 });
+      await sendPipelined(ctx, a, a1, bob, LARGE_ENVELOPES, { bytes: maxEnvelopeBytes, inFlight: 1 });
+      // The recipient measures every data message from before its hello on.
+      const b = await ctx.open({ label: b1.label });
+      const frames: Array<{ bytes: number; seqs: number[] }> = [];
+      b.conn.socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+        const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+        if (isBinary) return;
+        let frame: { type?: unknown; items?: Array<{ seq?: unknown }> };
+        try {
+          frame = JSON.parse(bytes.toString('utf8')) as typeof frame;
+        } catch {
+          return; // the session's own checks report a frame that is not JSON (TRN-19)
+        }
+        if (frame.type === 'deliver' && Array.isArray(frame.items)) frames.push({ bytes: bytes.length, seqs: frame.items.map((i) => Number(i.seq)) });
+      });
+      must.frameType(await b.hello(b1), 'welcome', 'AUT-13', `hello of ${b1.label}`);
+      const items = await drain(b, 'DLV-9');
+      must.equal(items.length, small + LARGE_ENVELOPES, 'DLV-9', 'items delivered');
+      for (const [i, frame] of frames.entries()) {
+        const what = `deliver frame ${i + 1} of ${frames.length} (seqs ${frame.seqs.join(', ')})`;
+        must.hold(frame.seqs.length >= 1 && frame.seqs.length <= maxDeliverBatch, 'DLV-6', `1 to maxDeliverBatch (${maxDeliverBatch}) items`, `${frame.seqs.length} items`, what);
+        must.hold(frame.seqs.every((seq, j) => j === 0 || seq > frame.seqs[j - 1]!), 'DLV-6', 'items in ascending seq order', frame.seqs, what);
+        must.hold(frame.bytes <= maxFrameBytes, 'DLV-6', `at most maxFrameBytes (${maxFrameBytes}) bytes`, `${frame.bytes} bytes`, what);
+      }
+    },
+  },
+  {
+    id: '4.4/delivered-only-when-durable',
+    requirements: ['DLV-4', 'DLV-3', 'DLV-39'],
+    level: 'must',
+    needs: ['restart'],
+    title: 'every item an online recipient was delivered before a crash, and every send answered send_ok, is in its queue after the restart under the same seq',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const [a1, b1] = [alice.devices[0]!, bob.devices[0]!];
+      const a = await ctx.connect(a1);
+      const b = await ctx.connect(b1);
+      await b.next('queue_empty', 'DLV-25');
+      // Pipelined sends; the crash comes as soon as the first item reaches the recipient, with others in flight. The
+      // connection dies with the server, so the answers still missing then resolve to undefined.
+      const sends = Array.from({ length: CRASH_SENDS }, () => send(ctx, a, a1, bob).catch(() => undefined));
+      await b.takeItems(1, 'DLV-9');
+      await ctx.restartServer('crash');
+      await b.conn.closed;
+      const seen = new Map<number, Item>(b.items.map((r) => [r.frame.seq, r.frame]));
+      const acknowledged = (await Promise.all(sends)).flatMap((s) => (s?.answer.type === 'send_ok' ? [s.messageId] : []));
+      ctx.note(`before the crash: ${seen.size} item(s) delivered, ${acknowledged.length} send(s) answered send_ok`);
+      const after = await ctx.connect(b1);
+      const items = await drain(after, 'DLV-39');
+      const idOf = (item: Item | undefined) => (item?.kind === 'message' ? item.messageId : item?.kind);
+      for (const [seq, item] of seen) {
+        const again = items.find((i) => i.seq === seq);
+        must.hold(again !== undefined, 'DLV-4', `seq ${seq} (delivered before the crash) still queued`, 'absent after the restart');
+        must.equal(idOf(again), idOf(item), 'DLV-3', `the item of seq ${seq} after the restart`);
+      }
+      for (const messageId of acknowledged) {
+        must.hold(items.some((i) => idOf(i) === messageId), 'DLV-39', `message ${messageId} (answered send_ok) still queued`, 'absent after the restart');
       }
     },
   },

@@ -1,8 +1,15 @@
 // Sections 4.2 and 4.3 of PROTOCOL.md: send, its checks in order (INVALID_FRAME, ENVELOPE_TOO_LARGE, UNKNOWN_USER,
-// STALE_DEVICES), the message item a recipient gets, and sender-side deduplication.
+// STALE_DEVICES, QUEUE_FULL), the message item a recipient gets, and sender-side deduplication, also across a crash
+// and between a send and its resend racing on two connections of one device.
+import type { DeviceEnvelope, ServerFrame } from '../../spec/index.ts';
 import type { ConformanceCase } from '../case.ts';
 import { as, must } from '../expect.ts';
-import { envelopeOf, send, sendOk } from '../messaging.ts';
+import { drain, envelopeOf, envelopesFor, send, sendOk, sendPipelined } from '../messaging.ts';
+
+/** Queues of more than this many items make the queue-full case UNSUPPORTED rather than slow. */
+const MAX_FILL = 5000;
+/** Messages sent, and resent at once on a second connection, in the race of MSG-17. */
+const RACE_MESSAGES = 8;
 
 export const cases: ConformanceCase[] = [
   {
@@ -184,6 +191,119 @@ export const cases: ConformanceCase[] = [
       must.equal(items.map((i) => (i.kind === 'message' ? i.messageId : i.kind)), [first.messageId, last.messageId], 'MSG-14', 'messages in the queue');
       const c = await ctx.connect(carol.devices[0]!);
       must.equal((await c.next('queue_empty', 'DLV-25')).lastSeq, 0, 'MSG-14', "carol's queue stays empty");
+    },
+  },
+  {
+    id: '4.2/queue-full',
+    requirements: ['MSG-9', 'ERR-5', 'MSG-2', 'MSG-10'],
+    level: 'must',
+    title: 'a send to devices whose queues hold maxQueueItems items gets QUEUE_FULL listing them in ascending order, and enqueues nothing',
+    budgetMs: (limits) => 15_000 + 10 * limits.maxQueueItems,
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user({ devices: 3 });
+      const [b1, b2, b3] = bob.devices as [typeof bob.devices[0], typeof bob.devices[0], typeof bob.devices[0]];
+      const a1 = alice.devices[0]!;
+      const s1 = await ctx.connect(b1);
+      const { maxQueueItems } = s1.limits;
+      if (maxQueueItems > MAX_FILL) ctx.unsupported(`filling a queue of maxQueueItems (${maxQueueItems}) takes more than ${MAX_FILL} sends`);
+      await s1.next('queue_empty', 'DLV-25');
+      // A send to one's own user addresses the other devices only (MSG-6): these fill the queues of b2 and b3, not b1's.
+      // Below maxQueueItems a queue takes every send.
+      const fill = await sendPipelined(ctx, s1, b1, bob, maxQueueItems, { bytes: 1, requirementId: 'MSG-9' });
+      const a = await ctx.connect(a1);
+      const fullIds = [b2.deviceId, b3.deviceId].sort((x, y) => x - y);
+      // Envelopes in descending deviceId order, so that details listed in frame order are caught.
+      const descending = bob.devices.map((d) => d.deviceId).sort((x, y) => y - x);
+      const refused = await send(ctx, a, a1, bob, { deviceIds: descending });
+      const error = as(refused.answer, 'error', 'MSG-9', `a send to ${bob.label} with two full queues`);
+      must.errorFrame(error, 'QUEUE_FULL', 'MSG-9', refused.id);
+      must.equal(error.details, { deviceIds: fullIds }, 'MSG-9', 'details of QUEUE_FULL');
+      // MSG-2: deduplication (2) and the device set (5) are checked before the queue capacity (6).
+      const resent = await send(ctx, s1, b1, bob, { messageId: fill[0]! });
+      must.equal(as(resent.answer, 'send_ok', 'MSG-2', 'a resend of an accepted message to full queues').duplicate, true, 'MSG-2', 'duplicate flag of the resend');
+      const stale = await send(ctx, a, a1, bob, { deviceIds: fullIds });
+      must.errorFrame(stale.answer, 'STALE_DEVICES', 'MSG-2', stale.id, 'a stale send to full queues');
+      // Below the limit again (one item acknowledged on each), the queues take the next send.
+      for (const device of [b2, b3]) {
+        const session = await ctx.connect(device);
+        const [item] = await session.takeItems(1, 'DLV-9');
+        session.ack({ seqs: [item!.seq] });
+        await session.request({ type: 'ping', id: 'sync' }, 'KAL-1');
+      }
+      const accepted = await sendOk(ctx, a, a1, bob);
+      // The refused sends left nothing in b1's queue (MSG-10): the accepted one is the only item it gets.
+      await s1.item('DLV-9', (i) => i.kind === 'message' && i.messageId === accepted.messageId, `message ${accepted.messageId}`);
+      await s1.quiet(200);
+      const messages = s1.items.flatMap((r) => (r.frame.kind === 'message' ? [r.frame.messageId] : []));
+      must.equal(messages, [accepted.messageId], 'MSG-10', `messages delivered to ${b1.label} (it also gets delivered receipts for its own sends)`);
+    },
+  },
+  {
+    id: '4.3/dedupe-survives-crash',
+    requirements: ['MSG-15', 'MSG-14', 'DLV-39'],
+    level: 'must',
+    needs: ['restart'],
+    title: 'the deduplication key of an accepted send survives a crash: the resend afterwards is a duplicate with the original serverTime',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const a1 = alice.devices[0]!;
+      const a = await ctx.connect(a1);
+      const first = await sendOk(ctx, a, a1, bob);
+      await ctx.restartServer('crash');
+      // Seconds later, well within dedupeWindowSec (at least 86400 s), the key must still be known.
+      const again = await ctx.connect(a1);
+      const resend = await send(ctx, again, a1, bob, { messageId: first.messageId });
+      const dup = as(resend.answer, 'send_ok', 'MSG-15', `the resend of ${first.messageId} after the crash`);
+      must.equal({ duplicate: dup.duplicate, serverTime: dup.serverTime }, { duplicate: true, serverTime: first.ok.serverTime }, 'MSG-15', 'the resend after the crash');
+      const b = await ctx.connect(bob.devices[0]!);
+      const items = await drain(b, 'DLV-39');
+      must.equal(items.map((i) => (i.kind === 'message' ? i.messageId : i.kind)), [first.messageId], 'MSG-14', `items of ${bob.label} after the crash`);
+    },
+  },
+  {
+    id: '4.3/concurrent-resend-waits-for-durability',
+    requirements: ['MSG-17', 'MSG-14', 'DLV-39'],
+    level: 'must',
+    needs: ['restart'],
+    title: 'sends and their resends racing on two connections of one device: after a crash right after the answers, each acknowledged message is delivered exactly once',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const a1 = alice.devices[0]!;
+      const first = await ctx.connect(a1);
+      const second = await ctx.open({ label: a1.label });
+      const messages = Array.from({ length: RACE_MESSAGES }, () => ({ messageId: ctx.material.messageId(), envelopes: envelopesFor(ctx, bob, a1) as [DeviceEnvelope, ...DeviceEnvelope[]] }));
+      // The originals on the first connection; at once, on the second, hello (which replaces the first session, DLV-34;
+      // requests already processed keep their effects, DLV-35) and the resends, in reverse order. The connection that
+      // closes leaves its answers unknown, so its requests resolve to undefined.
+      const originals = messages.map(({ messageId, envelopes }, i) =>
+        first.conn.request({ type: 'send', id: `original-${i}`, messageId, to: bob.userId, envelopes }, ctx.remaining()).catch(() => undefined),
+      );
+      const hello = second.hello(a1);
+      const resends = [...messages].reverse().map(({ messageId, envelopes }, i) => second.request({ type: 'send', id: `resend-${i}`, messageId, to: bob.userId, envelopes }, 'MSG-17'));
+      must.frameType(await hello, 'welcome', 'AUT-13', `hello of ${a1.label} on the second connection`);
+      const answers = await Promise.all(resends);
+      // Crash at once: a duplicate answered before its original was durable would now be lost.
+      await ctx.restartServer('crash');
+      const okOf = (answer: ServerFrame | undefined) => (answer?.type === 'send_ok' ? answer : undefined);
+      const originalAnswers = await Promise.all(originals);
+      const acknowledged = new Set<string>();
+      for (const [i, answer] of answers.entries()) {
+        const ok = as(answer, 'send_ok', 'MSG-14', `the resend resend-${i}`);
+        acknowledged.add(ok.messageId);
+        const original = okOf(originalAnswers[RACE_MESSAGES - 1 - i]);
+        if (original && ok.duplicate) must.equal(ok.serverTime, original.serverTime, 'MSG-14', `serverTime of the duplicate ${ok.messageId}`);
+      }
+      const b = await ctx.connect(bob.devices[0]!);
+      const items = await drain(b, 'DLV-39');
+      for (const { messageId } of messages) {
+        const copies = items.filter((i) => i.kind === 'message' && i.messageId === messageId).map((i) => i.seq);
+        must.hold(copies.length > 0, 'MSG-17', `message ${messageId} (answered send_ok before the crash) in ${bob.label}'s queue`, 'absent after the crash');
+        must.hold(copies.length === 1, 'MSG-14', `message ${messageId} enqueued once`, `seqs ${copies.join(', ')}`);
+      }
+      must.equal(acknowledged.size, RACE_MESSAGES, 'MSG-14', 'distinct messageIds answered');
     },
   },
 ];

@@ -5,6 +5,9 @@ import type { Device } from '../context.ts';
 import { as, must } from '../expect.ts';
 import { sendOk } from '../messaging.ts';
 
+/** How long a case listens for presence frames that must not come. */
+const PRESENCE_QUIET_MS = 500;
+
 export const cases: ConformanceCase[] = [
   {
     id: '4.12/session-replaced',
@@ -32,6 +35,30 @@ export const cases: ConformanceCase[] = [
       const answer = as(await sendOk(ctx, a, a1, bob).then((s) => s.answer), 'send_ok', 'MSG-12');
       await fresh.item('DLV-35', (i) => i.kind === 'message' && i.messageId === answer.messageId, 'the next message on the new session');
       must.hold(!old.items.some((r) => r.frame.kind === 'message' && r.frame.messageId === answer.messageId), 'DLV-35', 'nothing delivered on the replaced session', old.items.map((r) => r.frame));
+    },
+  },
+  {
+    id: '4.12/replacement-keeps-presence',
+    requirements: ['DLV-37', 'PRS-6'],
+    level: 'must',
+    title: 'replacing a session sends no presence frame to subscribers: the user stays online throughout',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const b1 = bob.devices[0]!;
+      const watcher = await ctx.connect(alice.devices[0]!);
+      must.equal(await watcher.request({ type: 'subscribe_presence', id: 'sp', userIds: [bob.userId] }, 'PRS-4'), { type: 'subscribed', id: 'sp' }, 'PRS-4', 'answer to subscribe_presence');
+      must.equal((await watcher.next('presence', 'PRS-4')).status, 'offline', 'PRS-4', `${bob.label} before any session`);
+      const old = await ctx.connect(b1);
+      must.equal((await watcher.next('presence', 'PRS-6')).status, 'online', 'PRS-6', `${bob.label} after its first session`);
+      const mark = watcher.received.length;
+      const fresh = await ctx.connect(b1);
+      await old.closed('DLV-34');
+      await watcher.quiet(PRESENCE_QUIET_MS);
+      must.equal(watcher.received.slice(mark).map((r) => r.frame).filter((f) => f.type === 'presence'), [], 'DLV-37', 'presence frames around the replacement');
+      // The subscription still works: the close of the new session is a real transition.
+      await fresh.close();
+      must.equal((await watcher.next('presence', 'PRS-6')).status, 'offline', 'PRS-6', `${bob.label} after its last session closed`);
     },
   },
   {

@@ -1,14 +1,21 @@
 // Section 5 of PROTOCOL.md: presence subscriptions (subscribed, then one presence frame per user; online from welcome
-// to the last close; offline with lastSeenAt; UNKNOWN_USER subscribes to nothing; unsubscribe and session end stop
-// frames) and typing (forwarded to the peer's sessions except the sending device, never stored).
+// to the last close; offline with lastSeenAt; INVALID_FRAME, UNKNOWN_USER and TOO_MANY_SUBSCRIPTIONS subscribe to
+// nothing; unsubscribe and session end stop frames; a flapping user ends in its current state) and typing (forwarded to
+// the peer's sessions except the sending device, never stored; checked in order, dropped past typingPerMinute).
 import type { PresenceFrame, ServerFrame } from '../../spec/index.ts';
 import type { ConformanceCase } from '../case.ts';
-import type { CaseContext } from '../context.ts';
+import type { CaseContext, User } from '../context.ts';
 import { must } from '../expect.ts';
 import type { Session } from '../session.ts';
 
 /** How long a case listens for a frame that must not come. */
 const QUIET_MS = 400;
+/** Users the subscription-limit case registers at most (maxPresenceSubscriptions + 1). */
+const MAX_SUBSCRIPTION_USERS = 200;
+/** Frames per typingPerMinute beyond which the typing cases are UNSUPPORTED rather than slow. */
+const MAX_TYPING_PROBE = 500;
+/** The rate window of typingPerMinute (section 6.5: per 60 s). */
+const TYPING_WINDOW_MS = 60_000;
 
 function presenceOf(frames: ServerFrame[], userId?: string): PresenceFrame[] {
   return frames.filter((f): f is PresenceFrame => f.type === 'presence' && (userId === undefined || f.userId === userId));
@@ -175,6 +182,183 @@ export const cases: ConformanceCase[] = [
       const later = await ctx.connect(bob.devices[1]!);
       await later.quiet(QUIET_MS);
       must.equal(later.received.filter((r) => r.frame.type === 'typing').map((r) => r.frame), [], 'PRS-14', 'typing frames at the device that connected later');
+    },
+  },
+  {
+    id: '5.1/subscribe-invalid-frame',
+    requirements: ['PRS-3'],
+    level: 'must',
+    title: 'a subscribe_presence failing its schema or listing more than maxPresenceBatch userIds answers INVALID_FRAME and subscribes to nothing',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const a = await ctx.connect(alice.devices[0]!);
+      const batch = a.limits.maxPresenceBatch;
+      // Unknown users in the oversized list: the frame constraint (1) is checked before the users (2).
+      const frames: Array<[string, unknown]> = [
+        ['sp-big', [bob.userId, ...Array.from({ length: batch }, () => unknownUserId(ctx))]],
+        ['sp-empty', []],
+        ['sp-bad', [bob.userId, 'not a userId!']],
+      ];
+      for (const [id, userIds] of frames) {
+        a.sendRaw({ type: 'subscribe_presence', id, userIds });
+        must.errorFrame(await a.next('error', 'PRS-3', (e) => e.id === id), 'INVALID_FRAME', 'PRS-3', id, `subscribe_presence ${id}`);
+      }
+      await ctx.connect(bob.devices[0]!);
+      must.equal(presenceOf(await a.quiet(QUIET_MS)), [], 'PRS-3', 'presence frames after the refused subscriptions');
+    },
+  },
+  {
+    id: '5.1/unsubscribe-invalid-frame',
+    requirements: ['PRS-18'],
+    level: 'must',
+    title: 'an unsubscribe_presence failing its schema or listing more than maxPresenceBatch userIds answers INVALID_FRAME and ends no subscription',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const a = await ctx.connect(alice.devices[0]!);
+      await subscribe(a, [bob.userId], 'sp');
+      await a.next('presence', 'PRS-4');
+      const batch = a.limits.maxPresenceBatch;
+      const frames: Array<[string, unknown]> = [
+        ['us-big', [bob.userId, ...Array.from({ length: batch }, () => unknownUserId(ctx))]],
+        ['us-empty', []],
+        ['us-bad', [bob.userId, 'not a userId!']],
+      ];
+      for (const [id, userIds] of frames) {
+        a.sendRaw({ type: 'unsubscribe_presence', id, userIds });
+        must.errorFrame(await a.next('error', 'PRS-18', (e) => e.id === id), 'INVALID_FRAME', 'PRS-18', id, `unsubscribe_presence ${id}`);
+      }
+      await ctx.connect(bob.devices[0]!);
+      const online = await a.next('presence', 'PRS-18');
+      must.equal(online, { type: 'presence', userId: bob.userId, status: 'online' }, 'PRS-18', 'presence after the refused unsubscriptions (the subscription stands)');
+    },
+  },
+  {
+    id: '5.1/too-many-subscriptions',
+    requirements: ['PRS-3', 'PRS-5'],
+    level: 'must',
+    title: 'a subscribe_presence that would exceed maxPresenceSubscriptions answers TOO_MANY_SUBSCRIPTIONS and subscribes to nothing; unknown users come first',
+    async run(ctx) {
+      const watcher = await ctx.user();
+      const w = await ctx.connect(watcher.devices[0]!);
+      const { maxPresenceSubscriptions: max, maxPresenceBatch: batch } = w.limits;
+      if (max + 1 > MAX_SUBSCRIPTION_USERS) ctx.unsupported(`maxPresenceSubscriptions ${max} needs more than ${MAX_SUBSCRIPTION_USERS} users`);
+      const users: User[] = [];
+      while (users.length < max + 1) users.push(...(await Promise.all(Array.from({ length: Math.min(10, max + 1 - users.length) }, () => ctx.user()))));
+      const targets = users.slice(0, max);
+      const extra = users[max]!;
+      // Exactly maxPresenceSubscriptions distinct users, in batches of at most maxPresenceBatch, are allowed.
+      for (let i = 0; i < targets.length; i += batch) await subscribe(w, targets.slice(i, i + batch).map((u) => u.userId), `sp${i}`, 'PRS-3');
+      await w.until(() => (presenceOf(w.received.map((r) => r.frame)).length >= max ? true : undefined), 'PRS-4', `${max} presence frames`);
+      // Subscribing again to subscribed users adds no subscription (PRS-5).
+      const again = w.received.length;
+      await subscribe(w, [targets[0]!.userId], 'sp-again', 'PRS-5');
+      await w.until(() => presenceOf(w.received.slice(again).map((r) => r.frame), targets[0]!.userId)[0], 'PRS-5', 'a presence frame for the repeated subscription');
+      const mark = w.received.length;
+      const over = await w.request({ type: 'subscribe_presence', id: 'sp-over', userIds: [targets[0]!.userId, extra.userId] }, 'PRS-3');
+      must.errorFrame(over, 'TOO_MANY_SUBSCRIPTIONS', 'PRS-3', 'sp-over', 'one distinct user more than maxPresenceSubscriptions');
+      // (2) before (3): an unknown user is reported as such, whatever the count.
+      const unknown = await w.request({ type: 'subscribe_presence', id: 'sp-unknown', userIds: [extra.userId, unknownUserId(ctx)] }, 'PRS-3');
+      must.errorFrame(unknown, 'UNKNOWN_USER', 'PRS-3', 'sp-unknown', 'an unknown user with a full set of subscriptions');
+      await ctx.connect(extra.devices[0]!);
+      await w.quiet(QUIET_MS);
+      must.equal(presenceOf(w.received.slice(mark).map((r) => r.frame)), [], 'PRS-3', 'presence frames after the refused subscriptions');
+      // With one subscription ended, the extra user fits.
+      must.equal(await w.request({ type: 'unsubscribe_presence', id: 'us', userIds: [targets[0]!.userId] }, 'PRS-9'), { type: 'unsubscribed', id: 'us' }, 'PRS-9', 'answer to unsubscribe_presence');
+      await subscribe(w, [extra.userId], 'sp-fits', 'PRS-3');
+      const presence = await w.until(() => presenceOf(w.received.slice(mark).map((r) => r.frame), extra.userId)[0], 'PRS-4', `a presence frame for ${extra.label}`);
+      must.equal(presence.status, 'online', 'PRS-4', `${extra.label}, which has a session`);
+    },
+  },
+  {
+    id: '5.1/flapping-ends-in-current-state',
+    requirements: ['PRS-6', 'PRS-7', 'PRS-8'],
+    level: 'must',
+    title: 'a user going online and offline in quick succession: transitions may be skipped, but the last presence frame shows the current state',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const b1 = bob.devices[0]!;
+      const a = await ctx.connect(alice.devices[0]!);
+      await subscribe(a, [bob.userId], 'sp');
+      must.equal((await a.next('presence', 'PRS-4')).status, 'offline', 'PRS-4', `${bob.label} before any session`);
+      const mark = a.received.length;
+      for (let i = 0; i < 3; i++) await (await ctx.connect(b1)).close();
+      await a.quiet(QUIET_MS * 2);
+      const frames = presenceOf(a.received.slice(mark).map((r) => r.frame), bob.userId);
+      // Any of the six transitions may be skipped (PRS-7), but the last frame sent shows the current state: offline
+      // (with no frame at all, the last one is the offline frame of the subscription).
+      if (frames.length > 0) must.equal(frames.at(-1)!.status, 'offline', 'PRS-7', `the last of ${frames.length} presence frames after the flapping`);
+      for (const frame of frames) {
+        must.hold(frame.status === 'offline' ? typeof frame.lastSeenAt === 'number' : !('lastSeenAt' in frame), 'PRS-8', 'lastSeenAt with offline, never with online', frame);
+      }
+      // A lasting transition is never skipped.
+      const later = a.received.length;
+      await ctx.connect(b1);
+      const online = await a.until(() => presenceOf(a.received.slice(later).map((r) => r.frame), bob.userId)[0], 'PRS-6', `a presence frame once ${bob.label} stays online`);
+      must.equal(online.status, 'online', 'PRS-6', `${bob.label} with a lasting session`);
+    },
+  },
+  {
+    id: '5.2/typing-check-order',
+    requirements: ['PRS-13', 'TRN-31'],
+    level: 'must',
+    title: 'typing: schema first (INVALID_FRAME); past typingPerMinute frames are dropped silently, even to unknown users',
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const a = await ctx.connect(alice.devices[0]!);
+      const b = await ctx.connect(bob.devices[0]!);
+      const n = a.limits.typingPerMinute;
+      if (n > MAX_TYPING_PROBE) ctx.unsupported(`typingPerMinute ${n} is above the ${MAX_TYPING_PROBE} frames this case sends`);
+      const errorsOf = () => a.received.map((r) => r.frame).filter((f) => f.type === 'error');
+      const typingAtBob = () => b.received.filter((r) => r.frame.type === 'typing').length;
+      // (1) A frame failing its schema has no other effect (TRN-26): it does not count.
+      a.sendRaw({ type: 'typing', id: 't-bad', to: bob.userId, state: 'dancing' });
+      must.errorFrame(await a.next('error', 'PRS-13', (e) => e.id === 't-bad'), 'INVALID_FRAME', 'PRS-13', 't-bad');
+      // (2) Up to the limit every frame is forwarded (LIM-8: nothing is refused below N counted frames).
+      for (let i = 0; i < n; i++) a.sendRaw({ type: 'typing', id: `t${i}`, to: bob.userId, state: i % 2 === 0 ? 'started' : 'stopped' });
+      await b.until(() => (typingAtBob() >= n ? true : undefined), 'PRS-13', `${n} typing frames (typingPerMinute) forwarded`);
+      // Past it: dropped silently, also to an unknown user (the limit comes before the user check); the schema check
+      // still comes first.
+      a.sendRaw({ type: 'typing', id: 'over-bob', to: bob.userId, state: 'started' });
+      a.sendRaw({ type: 'typing', id: 'over-unknown', to: unknownUserId(ctx), state: 'started' });
+      a.sendRaw({ type: 'typing', id: 'over-bad', to: bob.userId });
+      must.errorFrame(await a.next('error', 'PRS-13', (e) => e.id === 'over-bad'), 'INVALID_FRAME', 'PRS-13', 'over-bad', 'an invalid typing frame over the limit');
+      await a.request({ type: 'ping', id: 'sync' }, 'KAL-1');
+      await b.quiet(QUIET_MS);
+      must.equal(errorsOf().map((e) => (e.type === 'error' ? `${e.id} ${e.code}` : '')), ['t-bad INVALID_FRAME', 'over-bad INVALID_FRAME'], 'PRS-13', 'errors for the typing frames');
+      must.equal(typingAtBob(), n, 'PRS-13', 'typing frames forwarded in all (none past typingPerMinute)');
+    },
+  },
+  {
+    id: '5.2/dropped-typing-not-counted',
+    requirements: ['PRS-13', 'LIM-8'],
+    level: 'must',
+    title: 'typing frames dropped past typingPerMinute do not count: once the counted ones are 60 s old, typing is forwarded again',
+    budgetMs: () => TYPING_WINDOW_MS + 20_000,
+    async run(ctx) {
+      const alice = await ctx.user();
+      const bob = await ctx.user();
+      const a = await ctx.connect(alice.devices[0]!);
+      const b = await ctx.connect(bob.devices[0]!);
+      const n = a.limits.typingPerMinute;
+      if (n > MAX_TYPING_PROBE) ctx.unsupported(`typingPerMinute ${n} is above the ${MAX_TYPING_PROBE} frames this case sends`);
+      const typingAtBob = () => b.received.filter((r) => r.frame.type === 'typing').length;
+      for (let i = 0; i < n; i++) a.sendRaw({ type: 'typing', to: bob.userId, state: 'started' });
+      await b.until(() => (typingAtBob() >= n ? true : undefined), 'PRS-13', `${n} typing frames (typingPerMinute) forwarded`);
+      const countedAt = performance.now();
+      // Ten seconds later, n more: over the limit, dropped, and (if they counted) enough to hold the limit for a minute.
+      await ctx.sleep(10_000);
+      for (let i = 0; i < n; i++) a.sendRaw({ type: 'typing', to: bob.userId, state: 'stopped' });
+      await a.request({ type: 'ping', id: 'sync' }, 'KAL-1');
+      await b.quiet(QUIET_MS);
+      must.equal(typingAtBob(), n, 'PRS-13', 'typing frames forwarded past typingPerMinute');
+      // Two seconds after the counted frames left the 60 s window, the dropped ones are still inside it.
+      await ctx.sleep(countedAt + TYPING_WINDOW_MS + 2000 - performance.now());
+      a.sendRaw({ type: 'typing', id: 'again', to: bob.userId, state: 'started' });
+      await b.until(() => (typingAtBob() > n ? true : undefined), 'PRS-13', 'the typing frame once the counted ones are over 60 s old (dropped frames do not count)', 3000);
     },
   },
 ];

@@ -10,10 +10,14 @@ import { cases as storageFaults } from './4-storage-faults.ts';
 import { cases as delivery } from './4-delivery.ts';
 import { cases as acknowledgement } from './4-acknowledgement.ts';
 import { cases as sessions } from './4-sessions.ts';
+import { cases as model } from './4-model.ts';
 import { cases as receipts } from './4-receipts.ts';
 import { cases as presence } from './5-presence.ts';
 import { cases as keepalive } from './6-keepalive.ts';
+import { cases as limits } from './6-limits.ts';
 import { cases as errors } from './7-errors.ts';
+import { cases as security } from './9-security.ts';
+import { cases as versioning } from './9-versioning.ts';
 
 export const cases: readonly ConformanceCase[] = Object.freeze([
   ...transportHttp,
@@ -27,9 +31,13 @@ export const cases: readonly ConformanceCase[] = Object.freeze([
   ...acknowledgement,
   ...receipts,
   ...sessions,
+  ...model,
   ...presence,
   ...keepalive,
+  ...limits,
   ...errors,
+  ...security,
+  ...versioning,
 ]);
 
 checkCases(cases);

@@ -1,7 +1,7 @@
 // The cases as data: IDs derived from spec sections, every cited requirement exists in spec/requirements.json,
 // binds the server and is observable, and each case's level matches what it cites.
 import t from 'tap';
-import { requirement } from '../../spec/index.ts';
+import { requirement, requirements } from '../../spec/index.ts';
 import { checkCases, sectionOf, type ConformanceCase } from '../../conformance/case.ts';
 import { cases } from '../../conformance/cases/index.ts';
 import { select } from '../../conformance/runner.ts';
@@ -42,4 +42,15 @@ t.test('selection by grep, section, requirement and exclude', async (t) => {
   t.same(ids(select(cases, { grep: ['invalid-ack'] })), ['4.6/invalid-ack']);
   t.notOk(select(cases, { section: ['4'], exclude: ['redeliver'] }).some((c) => /redeliver/.test(c.id)));
   t.ok(cases.filter((c) => c.level === 'should').length >= 1);
+});
+
+// The issue's bar: the suite checks every observable MUST and SHOULD of the spec. A requirement no case cites is a
+// hole an implementer's server can fall through unnoticed, so adding one to PROTOCOL.md without a case fails here.
+// MAY requirements describe what clients must tolerate; a case cites one only where it checks that tolerance.
+t.test('every observable MUST and SHOULD requirement binding the server is cited by a case', async (t) => {
+  const cited = new Set(cases.flatMap((c) => c.requirements));
+  const uncovered = requirements
+    .filter((r) => r.parties.includes('server') && r.observable && r.level !== 'may' && !cited.has(r.id))
+    .map((r) => `${r.id} (${r.level}): ${r.text.slice(0, 100)}`);
+  t.same(uncovered, [], 'observable server requirements with no case');
 });
