@@ -5,8 +5,9 @@ import { specCommands } from './spec-commands.ts';
 import { serveCommand } from '../reference-server/cli.ts';
 import { conformanceCommand } from '../conformance/cli.ts';
 import { chatCommand } from '../reference-client/chat/cli.ts';
+import { hostCheckCommand } from '../load/host-check.ts';
 
-const COMMANDS: Command[] = [...specCommands, serveCommand, chatCommand, conformanceCommand];
+const COMMANDS: Command[] = [...specCommands, serveCommand, chatCommand, conformanceCommand, hostCheckCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
