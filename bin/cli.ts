@@ -5,7 +5,7 @@ import { specCommands } from './spec-commands.ts';
 import { serveCommand } from '../reference-server/cli.ts';
 import { conformanceCommand } from '../conformance/cli.ts';
 import { chatCommand } from '../reference-client/chat/cli.ts';
-import { hostCheckCommand } from '../load/host-check.ts';
+import { hostCheckCommand } from '../load/host-check-command.ts';
 
 const COMMANDS: Command[] = [...specCommands, serveCommand, chatCommand, conformanceCommand, hostCheckCommand];
 

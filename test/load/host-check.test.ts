@@ -3,7 +3,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { advise, hostCheckCommand, readHostFacts, type HostFacts } from '../../load/host-check.ts';
+import { advise, hostCheckCommand, readHostFacts, type HostFacts } from '../../load/host-check-command.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/tickwire.js', import.meta.url));
 const TUNE = fileURLToPath(new URL('../../load/tune-host.sh', import.meta.url));
