@@ -1,0 +1,13 @@
+// The scenarios of `tickwire load`, by name.
+import type { Scenario, ScenarioName } from '../scenario.ts';
+import { connectionsScenario } from './connections.ts';
+import { faninScenario } from './fanin.ts';
+import { offlineScenario } from './offline.ts';
+import { pairsScenario } from './pairs.ts';
+
+export const SCENARIOS: Record<ScenarioName, Scenario> = {
+  connections: connectionsScenario,
+  pairs: pairsScenario,
+  fanin: faninScenario,
+  offline: offlineScenario,
+};
