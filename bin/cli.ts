@@ -5,10 +5,11 @@ import { specCommands } from './spec-commands.ts';
 import { serveCommand } from '../reference-server/cli.ts';
 import { conformanceCommand } from '../conformance/cli.ts';
 import { chatCommand } from '../reference-client/chat/cli.ts';
+import { fuzzCommand } from '../fuzz/cli.ts';
 import { hostCheckCommand } from '../load/host-check-command.ts';
 import { loadCommand } from '../load/cli.ts';
 
-const COMMANDS: Command[] = [...specCommands, serveCommand, chatCommand, conformanceCommand, hostCheckCommand, loadCommand];
+const COMMANDS: Command[] = [...specCommands, serveCommand, chatCommand, conformanceCommand, fuzzCommand, hostCheckCommand, loadCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

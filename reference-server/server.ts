@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { configProblems, type ServerConfig } from './config.ts';
 import type { HubEvents, Logger, ServerContext } from './context.ts';
 import { createHttpApi } from './http/api.ts';
+import { clientErrorListener } from './http/client-error.ts';
 import { createLogger } from './logger.ts';
 import { LATENCY_BUCKETS, MetricsRegistry } from './metrics.ts';
 import { attachGateway } from './session/gateway.ts';
@@ -88,7 +89,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const ctx: ServerContext = { config, store, metrics, log, now, authThrottle, hub: new EventEmitter<HubEvents>() };
   let closing = false;
   const api = createHttpApi(ctx, { closing: () => closing });
-  const server: Server = tls ? createHttpsServer(tls, api.listener) : createHttpServer(api.listener);
+  // Node's own check of the Host header answers a bare 400; the router and the gateway make the same check and
+  // answer with the protocol's error body [ERR-1].
+  const server: Server = tls ? createHttpsServer({ ...tls, requireHostHeader: false }, api.listener) : createHttpServer({ requireHostHeader: false }, api.listener);
+  // [ERR-1] [TRN-9] Requests node:http's parser refuses still get the protocol's error body (and 405 for a method it
+  // does not know), not Node's bare status line.
+  server.on('clientError', clientErrorListener(api.router, log));
   // Slow-loris protection: a client gets this long to send its headers and its whole request.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;

@@ -193,6 +193,8 @@ export class Router {
   };
 
   private async dispatch(req: IncomingMessage, res: ServerResponse, named: (route: string) => void): Promise<ApiResponse> {
+    // RFC 9112 3.2: an HTTP/1.1 request without Host is a bad request, whatever its path [TRN-6].
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && req.headers.host === undefined) throw new ProtocolError('BAD_REQUEST', 'an HTTP/1.1 request needs a Host header');
     // (1) Routing: 404, then 405 [TRN-8] [TRN-9].
     const target = splitTarget(req.url);
     const found = target && this.match(target.path);

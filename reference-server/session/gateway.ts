@@ -12,6 +12,7 @@ import { DeliveryMemory } from '../delivery/memory.ts';
 import { Connection, type ConnectionServices } from './connection.ts';
 import { writerThresholds } from './frame-writer.ts';
 import { checkUpgrade, refuseUpgrade } from './handshake.ts';
+import { ProtocolError } from '../errors.ts';
 import { SessionRegistry } from './registry.ts';
 import { sessionMetrics } from './session-metrics.ts';
 
@@ -38,6 +39,10 @@ export function attachGateway(server: Server, ctx: ServerContext, options: Gatew
     // [TRN-15] [VER-6] Select tickwire.v1; checkUpgrade has already refused requests that do not offer it.
     handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
   });
+  // [TRN-18] [ERR-1] Upgrade requests that pass checkUpgrade but that `ws` still refuses (a repeated or malformed
+  // Sec-WebSocket-Protocol list, an Upgrade header listing more than websocket) get the protocol's 400, not the
+  // library's plain-text one.
+  wss.on('wsClientError', (_error, socket) => refuseUpgrade(socket, { error: new ProtocolError('BAD_REQUEST', 'not a valid WebSocket upgrade request') }));
   const connections = new Set<Connection>();
   const memory = new DeliveryMemory();
   // The registry and presence refer to each other: transitions go registry → presence, lookups presence → registry.

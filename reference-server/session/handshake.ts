@@ -46,6 +46,8 @@ export function checkUpgrade(req: IncomingMessage, accepting: boolean): UpgradeR
   const valid =
     req.httpVersionMajor === 1 &&
     req.httpVersionMinor >= 1 &&
+    // RFC 6455 4.2.1 (1): an HTTP/1.1 request with a Host header.
+    req.headers.host !== undefined &&
     tokens(req.headers.upgrade, true).includes('websocket') &&
     tokens(req.headers.connection, true).includes('upgrade') &&
     typeof key === 'string' &&
