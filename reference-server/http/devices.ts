@@ -22,7 +22,7 @@ export function deviceEndpoints(deps: ApiDeps): Endpoint[] {
         const expiresAt = request.now + ctx.config.limits.linkCodeTtlSec * 1000;
         // [IDN-14] The code is bound to the authenticated user; [IDN-20] the store also records the device that
         // obtained it, and invalidates the code when that device is deleted.
-        await ctx.store.createLinkCode(address.userId, codeHash, expiresAt, address.deviceId);
+        await ctx.store.createLinkCode(address.userId, codeHash, expiresAt, address.deviceId, request.now);
         const answer: LinkCodeResponse = { code, expiresAt };
         return { status: 201, body: answer };
       },

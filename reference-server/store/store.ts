@@ -114,9 +114,10 @@ export interface Store {
   createAccount(username: string, device: NewDevice, now: number): Promise<{ userId: string; deviceId: number } | undefined>;
   /**
    * Stores a single-use link code (by its hash) that lets a new device join `userId` until `expiresAt`. `byDeviceId`
-   * names the device that asked for it: deleting that device invalidates the code.
+   * names the device that asked for it: deleting that device invalidates the code. `now`, when given, lets the store
+   * forget codes that have expired (they can never be used again, IDN-17).
    */
-  createLinkCode(userId: string, codeHash: string, expiresAt: number, byDeviceId?: number): Promise<void>;
+  createLinkCode(userId: string, codeHash: string, expiresAt: number, byDeviceId?: number, now?: number): Promise<void>;
   /**
    * Consumes a link code and adds a device in one step. Resolves the failure reason when the code is unknown,
    * used or expired, or the user already has `maxDevices` devices (the code is then left unused).

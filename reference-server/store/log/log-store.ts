@@ -43,6 +43,9 @@ import {
 } from './records.ts';
 import { SegmentLog, segmentOf, type Lsn, type RecoveryReport, type SegmentLogOptions } from './segment-log.ts';
 
+/** How often createLinkCode drops expired link codes (a pass over all codes held). */
+const LINK_CODE_SWEEP_MS = 60_000;
+
 export interface LogStoreOptions {
   segmentBytes?: number;
   /** Write a checkpoint after this many bytes of log since the last one. Default 64 MiB. */
@@ -71,6 +74,8 @@ export class LogStore implements Store {
   private admissions: Promise<void> = Promise.resolve();
   private closed = false;
   private checkpointing = false;
+  /** When expired link codes were last dropped, by the callers' clock. */
+  private linkCodesSweptAt = -Infinity;
   recovery!: RecoveryReport;
 
   private constructor(private readonly dir: string, options: LogStoreOptions) {
@@ -215,9 +220,16 @@ export class LogStore implements Store {
     };
   }
 
-  async createLinkCode(userId: string, codeHash: string, expiresAt: number, byDeviceId = 0): Promise<void> {
+  async createLinkCode(userId: string, codeHash: string, expiresAt: number, byDeviceId = 0, now?: number): Promise<void> {
     await this.enter();
     if (!this.state.users.has(userId)) return;
+    // Codes live only in memory and only linking removed them, so codes nobody used stayed for the life of the process:
+    // 200,000 of them held about 78 MB long after they had expired. Expired codes can never be used (IDN-17); they
+    // are dropped here, at most once per LINK_CODE_SWEEP_MS, which bounds the map by what is issued within the TTL.
+    if (now !== undefined && now - this.linkCodesSweptAt >= LINK_CODE_SWEEP_MS) {
+      this.linkCodesSweptAt = now;
+      for (const [hash, code] of this.state.linkCodes) if (code.expiresAt <= now) this.state.linkCodes.delete(hash);
+    }
     // Remember which device obtained the code, so that deleting that device invalidates it.
     this.state.linkCodes.set(codeHash, { userId, deviceId: byDeviceId, expiresAt });
   }
@@ -622,16 +634,6 @@ export class LogStore implements Store {
 
   // ---------------------------------------------------------------------------------------------------------------
   // Bodies, segment references, checkpoints
-
-
-
-
-
-
-
-
-
-
   private waitIdle(): Promise<void> {
     if (this.inflight === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
