@@ -634,6 +634,7 @@ export class LogStore implements Store {
 
   // ---------------------------------------------------------------------------------------------------------------
   // Bodies, segment references, checkpoints
+
   private waitIdle(): Promise<void> {
     if (this.inflight === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
