@@ -170,12 +170,14 @@ export function renderSummary(summary: Summary): string {
   if (summary.memory.enabled) {
     lines.push(`  memory: warm-up peak ${mb(summary.memory.baselineBytes)}, peak ${mb(summary.memory.peakBytes)} over ${summary.memory.samples} samples${summary.memory.problem ? ` (sampling stopped: ${summary.memory.problem})` : ''}`);
   } else lines.push('  memory: not watched (give --pid or --metrics-url)');
+  const stalls = summary.fuzzerStalls;
+  if (stalls.stalls > 0) lines.push(`  this process stalled ${stalls.stalls} times (${(stalls.totalMs / 1000).toFixed(1)} s in all, longest ${stalls.longestMs} ms); deadlines did not count those times`);
   if (summary.aborted) lines.push(`  stopped early: ${summary.aborted}`);
   if (summary.failures.length === 0) lines.push('  failures: none');
   else {
     lines.push(`  failures: ${summary.failures.length} distinct`);
     for (const f of summary.failures) {
-      lines.push(`  - ${f.count}× ${f.finding.oracle} [${f.finding.requirement}] ${f.finding.summary}`);
+      lines.push(`  - ${f.count}× ${f.finding.oracle} [${f.finding.requirement}] ${f.finding.subject !== undefined ? `${f.finding.subject}: ` : ''}${f.finding.summary}${f.also.length > 0 ? ` (and ${f.also.length} more finding${f.also.length === 1 ? '' : 's'} on the same input)` : ''}`);
       lines.push(`      first at input ${f.index} (${f.inputClass}: ${f.title.slice(0, 100)})`);
       if (f.finding.expected !== undefined) lines.push(`      expected: ${f.finding.expected}`);
       if (f.finding.actual !== undefined) lines.push(`      actual:   ${f.finding.actual}`);

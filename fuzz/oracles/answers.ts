@@ -15,6 +15,7 @@ import { checkServerFrame, describeIssues, errorSpec, type ServerFrame, type Val
 import type { FuzzInput } from '../input.ts';
 import type { Expectation } from './expect.ts';
 import { finding, findingAbout, show, type Finding } from './finding.ts';
+import { activeNow } from '../clock.ts';
 
 /** One input being run: its findings and the answers it got, for the summary. */
 export interface InputRun {
@@ -88,9 +89,12 @@ function allows(exp: Expectation, label: string): boolean {
 export class AnswerBook {
   /** Expectations not yet settled, in the order their messages were sent. */
   private entries: Entry[] = [];
-  /** Settled expectations still matchable by a late answer (for the close check too). */
+  /** Recently settled expectations, for the close check (a close may follow a message that has settled). */
   private recent: Entry[] = [];
-  /** Every expectation of the last LATE_MS by the id its answer echoes ('' for none), oldest first. */
+  /**
+   * Expectations by the id their answer echoes ('' for none), oldest first: the open ones, and settled ones for a
+   * while (answered ones SHIFT_MS, to hand their answer on; unanswered ones LATE_MS, for a late answer).
+   */
   private readonly groups = new Map<string, Entry[]>();
   private fatal: string | undefined;
   private closeInfo: { code: number; reason: string; clean: boolean } | undefined;
@@ -126,7 +130,7 @@ export class AnswerBook {
     if (this.closeInfo) return Promise.resolve();
     return new Promise<void>((resolve) => {
       // Messages that get no answer stay open for settleMs too, so that an answer to one is caught as such.
-      const entry: Entry = { run, exp, at: performance.now(), done: false, matched: false, resolve };
+      const entry: Entry = { run, exp, at: activeNow(), done: false, matched: false, resolve };
       this.entries.push(entry);
       const key = exp.echo ?? '';
       const group = this.groups.get(key);
@@ -217,7 +221,7 @@ export class AnswerBook {
         this.report(finding('answers', 'ERR-9', `a fatal ${this.fatal} error closed with ${code} ${JSON.stringify(reason)}`, `close ${spec?.closeCode ?? '?'} with reason ${this.fatal}`, `close ${code} with reason ${JSON.stringify(reason)}`), closer?.run);
       }
     } else if (!this.clientClosing) {
-      const allowed = this.entries.some((e) => e.exp.closes.has(code)) || this.recent.some((e) => e.exp.closes.has(code) && performance.now() - e.at < 2000);
+      const allowed = this.entries.some((e) => e.exp.closes.has(code)) || this.recent.some((e) => e.exp.closes.has(code) && activeNow() - e.at < 2000);
       if (!clean && !allowed) {
         this.report(finding('answers', 'ERR-9', 'the server dropped the connection without a Close frame', 'the connection open, or a Close frame after a fatal error', 'TCP closed (1006)'), closer?.run);
       } else if (!allowed) {
@@ -300,19 +304,27 @@ export class AnswerBook {
   private assign(group: Entry[], label: string): { entry: Entry; fresh: Entry[] } | undefined {
     const visited = new Set<Entry>();
     const fresh: Entry[] = [];
-    // Expectations that must be answered come first, so that one whose answer is only optional (and may never come)
-    // does not keep an answer a required one needs; the augmenting path corrects what this order gets wrong.
-    const order = [...group.filter((e) => e.exp.answer === 'required'), ...group.filter((e) => e.exp.answer !== 'required')];
+    // Messages still waiting come first, oldest first (answers mostly come in the order of the messages they answer),
+    // and among them those that must be answered before those that may not be (an optional answer may never come,
+    // and must not keep what a required one needs); settled ones only take a late answer. What this order gets
+    // wrong, the augmenting path below and the rescue at a required expectation's deadline (tick) put right.
+    const waiting = group.filter((e) => !e.done);
+    const order = [...waiting.filter((e) => e.exp.answer === 'required'), ...waiting.filter((e) => e.exp.answer !== 'required'), ...group.filter((e) => e.done)];
+    // Kuhn's augmenting path: an expectation holding another answer may take this one if its own can move on. One
+    // that holds the same answer is no help (moving it changes nothing), and is skipped.
     const give = (answer: string, depth: number): Entry | undefined => {
+      const free = order.find((e) => e.label === undefined && !visited.has(e) && allows(e.exp, answer));
+      if (free) {
+        visited.add(free);
+        free.label = answer;
+        fresh.push(free);
+        return free;
+      }
+      if (depth >= MAX_SHIFT) return undefined;
       for (const e of order) {
-        if (visited.has(e) || !allows(e.exp, answer)) continue;
+        if (visited.has(e) || e.label === undefined || e.label === answer || !allows(e.exp, answer)) continue;
         visited.add(e);
-        if (e.label === undefined) {
-          e.label = answer;
-          fresh.push(e);
-          return e;
-        }
-        if (depth < MAX_SHIFT && give(e.label, depth + 1)) {
+        if (give(e.label, depth + 1)) {
           e.label = answer;
           return e;
         }
@@ -321,6 +333,20 @@ export class AnswerBook {
     };
     const entry = give(label, 0);
     return entry && { entry, fresh };
+  }
+
+  /**
+   * A required expectation at its deadline: if a message whose answer was only optional holds an answer this one
+   * allows, that answer was more likely this one's; it moves, and the optional one goes without.
+   */
+  private rescue(entry: Entry): boolean {
+    const group = this.groups.get(entry.exp.echo ?? '') ?? [];
+    const holder = group.find((e) => e !== entry && e.label !== undefined && e.exp.answer !== 'required' && allows(entry.exp, e.label));
+    if (!holder) return false;
+    entry.label = holder.label;
+    holder.label = undefined;
+    this.markMatched(entry, entry.label!);
+    return true;
   }
 
   /** Marks an expectation answered; settles it unless it still waits for its close. */
@@ -474,9 +500,10 @@ export class AnswerBook {
   }
 
   private tick(): void {
-    const now = performance.now();
+    const now = activeNow();
     const keep: Entry[] = [];
-    for (const entry of this.entries) {
+    // A copy: settling and rescuing change this.entries.
+    for (const entry of [...this.entries]) {
       const age = now - entry.at;
       if (entry.exp.mustClose) {
         if (age > this.options.timeoutMs) {
@@ -484,7 +511,9 @@ export class AnswerBook {
           this.settle(entry);
         } else keep.push(entry);
       } else if (entry.exp.answer === 'required' && !entry.matched) {
-        if (age > this.options.timeoutMs) {
+        if (age > this.options.timeoutMs && this.rescue(entry)) {
+          // Its answer had gone to a message that need not have had one.
+        } else if (age > this.options.timeoutMs) {
           this.report(findingAbout(entry.exp.what, 'answers', entry.exp.requirement, 'no answer', describeExpectation(entry.exp), `nothing within ${this.options.timeoutMs} ms`), entry.run);
           this.settle(entry);
         } else keep.push(entry);

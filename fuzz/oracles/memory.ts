@@ -83,7 +83,8 @@ export class MemoryWatch {
     if (this.over >= this.options.sustain && !this.reported) {
       this.reported = true;
       const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
-      return finding('memory', 'SEC-4', `the server's memory grew by ${mb(bytes - this.baseline)} and stayed up`, `at most ${mb(this.options.limitBytes)} over the warm-up peak of ${mb(this.baseline)}`, `${mb(bytes)} after ${this.samples.length} samples; the last ${this.options.sustain}: ${this.samples.slice(-this.options.sustain).map((s) => mb(s.bytes)).join(', ')}`);
+      // Section 9.7 (no requirement ID): every resource a client can make the server spend is bounded.
+      return finding('memory', '§9.7', `the server's memory grew by ${mb(bytes - this.baseline)} and stayed up`, `at most ${mb(this.options.limitBytes)} over the warm-up peak of ${mb(this.baseline)}`, `${mb(bytes)} after ${this.samples.length} samples; the last ${this.options.sustain}: ${this.samples.slice(-this.options.sustain).map((s) => mb(s.bytes)).join(', ')}`);
     }
     return undefined;
   }
