@@ -2,6 +2,7 @@
 // fetch, which normalises paths (`/v1/../x`, percent-encoding) and headers before they leave; TRN-8 and TRN-10 are
 // about exactly those bytes, so the fuzzer writes its requests itself and parses the answers here.
 import { connect, type Socket } from 'node:net';
+import { activeNow, activeTimeout } from './clock.ts';
 
 export interface RawResponse {
   status: number;
@@ -117,16 +118,16 @@ export class RawHttpConnection {
     return new Promise((resolve, reject) => {
       const socket = connect({ host: parsed.hostname.replace(/^\[|\]$/g, ''), port: Number(parsed.port || 80) });
       socket.setNoDelay(true);
-      const timer = setTimeout(() => {
+      const timer = activeTimeout(() => {
         socket.destroy();
         reject(new RawHttpError('CONNECT', `no TCP connection to ${url} within ${timeoutMs} ms`));
       }, timeoutMs);
       socket.once('connect', () => {
-        clearTimeout(timer);
+        timer.clear();
         resolve(new RawHttpConnection(socket));
       });
       socket.once('error', (error) => {
-        clearTimeout(timer);
+        timer.clear();
         reject(new RawHttpError('CONNECT', error.message));
       });
     });
@@ -159,7 +160,7 @@ export class RawHttpConnection {
 
   /** Resolves with the next response (for a request made with `method`), rejects on timeout or a broken answer. */
   async response(method: string, timeoutMs: number): Promise<RawResponse> {
-    const deadline = performance.now() + timeoutMs;
+    const deadline = activeNow() + timeoutMs;
     for (;;) {
       const parsed = parseResponse(this.buffer, method, this.ended);
       if ('response' in parsed) {
@@ -167,7 +168,7 @@ export class RawHttpConnection {
         return parsed.response;
       }
       if ('error' in parsed) throw new RawHttpError(this.buffer.length === 0 && this.ended ? 'CLOSED' : 'PROTOCOL', parsed.error);
-      const left = deadline - performance.now();
+      const left = deadline - activeNow();
       if (left <= 0) throw new RawHttpError('TIMEOUT', `no complete response within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
@@ -182,9 +183,9 @@ export class RawHttpConnection {
 
   /** Waits until the server closes the connection or `timeoutMs` passes; resolves whether it closed. */
   async untilEnd(timeoutMs: number): Promise<boolean> {
-    const deadline = performance.now() + timeoutMs;
+    const deadline = activeNow() + timeoutMs;
     while (!this.ended) {
-      const left = deadline - performance.now();
+      const left = deadline - activeNow();
       if (left <= 0) return false;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);

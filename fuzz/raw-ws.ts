@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { WS_PATH, WS_SUBPROTOCOL } from '../spec/index.ts';
 import { RawHttpConnection, header, type RawResponse } from './raw-http.ts';
+import { activeTimeout } from './clock.ts';
 
 export const OPCODE = { continuation: 0, text: 1, binary: 2, close: 8, ping: 9, pong: 10 } as const;
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -194,9 +195,9 @@ export class RawWebSocket {
       payload.writeUInt16BE(code);
       this.sendFrame({ opcode: OPCODE.close, payload });
     }
-    const timer = setTimeout(() => this.destroy(), timeoutMs);
+    const timer = activeTimeout(() => this.destroy(), timeoutMs);
     const close = await this.closed;
-    clearTimeout(timer);
+    timer.clear();
     return close;
   }
 

@@ -1,5 +1,6 @@
 // Replaying a corpus file: set up fresh identities on the server, run the file's inputs one after the other, then the
 // batch oracles; what the oracles report is the verdict. `tickwire fuzz --replay` and the regression test share it.
+import { startStallWatch } from './clock.ts';
 import type { CorpusFile } from './corpus.ts';
 import { Fuzzer } from './fuzzer.ts';
 import type { InputRun } from './oracles/answers.ts';
@@ -20,6 +21,7 @@ export interface ReplayOptions {
 }
 
 export async function replayFile(url: string, file: CorpusFile, options: ReplayOptions = {}): Promise<ReplayResult> {
+  startStallWatch();
   const fuzzer = await Fuzzer.start({
     url,
     seed: file.seed ?? 0,

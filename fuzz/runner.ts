@@ -6,6 +6,7 @@ import { Fuzzer, generate } from './fuzzer.ts';
 import type { InputRun } from './oracles/answers.ts';
 import { findingKey, showFinding, type Finding } from './oracles/finding.ts';
 import type { MemoryOptions } from './oracles/memory.ts';
+import { startStallWatch, stallReport } from './clock.ts';
 import { CORPUS_FORMAT, saveCorpusFile, shrinkInput, shrinkInputs, sizeOf, type CorpusFile, type ShrinkBudget } from './corpus.ts';
 
 export interface CampaignOptions {
@@ -60,6 +61,8 @@ export interface Summary {
   sessionsReopened: number;
   failures: FailureReport[];
   memory: { enabled: boolean; baselineBytes: number; peakBytes: number; samples: number; problem?: string };
+  /** Times this process could not run (its deadlines do not count them; see clock.ts). */
+  fuzzerStalls: { stalls: number; totalMs: number; longestMs: number };
   /** Why the campaign stopped early, if it did. */
   aborted?: string;
 }
@@ -73,6 +76,7 @@ interface Pending {
 
 export async function runCampaign(options: CampaignOptions): Promise<Summary> {
   const log = options.log;
+  startStallWatch();
   const weights = INPUT_CLASSES.filter((c) => options.weights[c] > 0).map((c) => [options.weights[c], c] as const);
   const fuzzer = await Fuzzer.start({ url: options.url, seed: options.seed, lanes: options.concurrency, settleMs: options.settleMs, timeoutMs: options.timeoutMs, maxInFlight: options.maxInFlight, memory: options.memory, log });
   const perClass: Record<string, number> = Object.fromEntries(INPUT_CLASSES.map((c) => [c, 0]));
@@ -166,6 +170,7 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
       samples: fuzzer.memory.samples.length,
       ...(fuzzer.memory.problem ? { problem: fuzzer.memory.problem } : {}),
     },
+    fuzzerStalls: stallReport(),
     ...(aborted ? { aborted } : {}),
   };
 }

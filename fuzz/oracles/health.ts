@@ -6,13 +6,14 @@ import { Connection } from '../../reference-client/wire/connection.ts';
 import type { DeliverFrame, HealthResponse } from '../../spec/index.ts';
 import { finding, show, type Finding } from './finding.ts';
 import type { World } from '../world.ts';
+import { activeTimeout } from '../clock.ts';
 
 type Item = DeliverFrame['items'][number];
 
 /** Every item that reaches `conn`, acknowledged at once; resolves the first one matching `want`. */
 function collect(conn: Connection, want: (item: Item) => boolean, timeoutMs: number): Promise<Item | undefined> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
+    const timer = activeTimeout(() => {
       off();
       resolve(undefined);
     }, timeoutMs);
@@ -20,7 +21,7 @@ function collect(conn: Connection, want: (item: Item) => boolean, timeoutMs: num
       conn.sendRaw({ type: 'ack', seqs: frame.items.map((i) => i.seq) });
       const hit = frame.items.find(want);
       if (hit) {
-        clearTimeout(timer);
+        timer.clear();
         off();
         resolve(hit);
       }

@@ -9,6 +9,7 @@ import { describeIssues, type DeliverFrame, type DeviceListResponse, type PreKey
 import { forged, type Watch } from './answers.ts';
 import { finding, show, type Finding } from './finding.ts';
 import type { Identity, World } from '../world.ts';
+import { activeNow } from '../clock.ts';
 
 type Item = DeliverFrame['items'][number];
 
@@ -36,9 +37,9 @@ export async function drain(world: World, identity: Identity, watch: Watch, acke
     const maxAck = conn.welcome!.limits.maxAckBatch;
     conn.onInvalid((frame, issues) => findings.push(finding('answers', 'TRN-19', `${who}: a server frame fails its schema: ${describeIssues(issues)}`, 'valid frames', show(frame))));
     let emptied = false;
-    let last = performance.now();
+    let last = activeNow();
     conn.on('deliver', (frame) => {
-      last = performance.now();
+      last = activeNow();
       const toAck: number[] = [];
       for (const item of frame.items) {
         items.push(item);
@@ -52,12 +53,12 @@ export async function drain(world: World, identity: Identity, watch: Watch, acke
     });
     conn.on('queue_empty', () => {
       emptied = true;
-      last = performance.now();
+      last = activeNow();
     });
     conn.on('error', (frame) => findings.push(finding('answers', 'TRN-31', `${who}: an error answering the oracle's own acks`, 'no answer to a valid ack', show(frame))));
-    const deadline = performance.now() + timeoutMs;
+    const deadline = activeNow() + timeoutMs;
     // Until queue_empty, then a moment for what follows it.
-    while (performance.now() < deadline && !(emptied && performance.now() - last > 30)) await new Promise((resolve) => setTimeout(resolve, 10));
+    while (activeNow() < deadline && !(emptied && activeNow() - last > 30)) await new Promise((resolve) => setTimeout(resolve, 10));
     if (!emptied) findings.push(finding('victim', 'DLV-27', `${who}: no queue_empty`, 'queue_empty once the backlog is delivered', `nothing within ${timeoutMs} ms (${items.length} items)`));
   } finally {
     await conn.close().catch(() => undefined);
