@@ -73,11 +73,16 @@ export function clientErrorListener(router: Router, log: Logger): (error: Parser
       respond(socket, refusalFor(error.code, undefined, router), log, error.code);
       return;
     }
-    // The buffer can hold earlier requests of the connection: the failing one starts at the line around the parser's
-    // position. The parser stops at the first byte of a method it does not know, so a client that writes slowly may
-    // not have sent the rest of the line yet: it is read (briefly, and only so far) before answering.
+    // The buffer can hold earlier requests of the connection: the failing one starts where the previous one ended,
+    // which is not always after a line break (a body ends where its Content-Length says). The parser stops within the
+    // method, after the part of it that matched a method it knows ("PUT" of "PUTX"), so the method starts at the run
+    // of token characters that ends there. A client that writes slowly may not have sent the rest of the line yet:
+    // it is read (briefly, and only so far) before answering.
     const raw = error.rawPacket;
-    let pending = raw.subarray(raw.lastIndexOf('\n', Math.max(0, Math.min(error.bytesParsed ?? 0, raw.length) - 1)) + 1);
+    const stop = Math.max(0, Math.min(error.bytesParsed ?? 0, raw.length));
+    let start = stop;
+    while (start > 0 && raw[start - 1] !== 0x0a && TOKEN.test(String.fromCharCode(raw[start - 1]!))) start--;
+    let pending = raw.subarray(start);
     const answer = () => {
       const end = pending.indexOf('\r\n');
       respond(socket, refusalFor(error.code, end < 0 ? undefined : pending.subarray(0, end).toString('latin1'), router), log, error.code);
