@@ -8,6 +8,7 @@ import type { Assignment, RunOptions, ScenarioName } from './scenario.ts';
 import type { ServerSampler } from './server-sampler.ts';
 import { TICKWIRE_BIN } from './server-process.ts';
 import type { StatsSnapshot } from './stats.ts';
+import { Timeline, type TimelineEntry } from './timeline.ts';
 import type { FromWorker, ToWorker, WorkerResult } from './worker.ts';
 
 /** How far ahead of "now" a released barrier's start time is set, so that every worker hears of it in time. */
@@ -41,6 +42,8 @@ export interface RunOutcome {
   peakOpen: number;
   /** performance.now() of the first barrier release after setup (the load's start), for rate figures. */
   loadStartedAt: number | undefined;
+  /** One entry per second of the run, from the workers' stats snapshots (load/timeline.ts). */
+  timeline?: TimelineEntry[];
 }
 
 /** Shares of `total` over `parts`, as even as integers allow. */
@@ -56,6 +59,7 @@ export async function coordinate(o: CoordinatorOptions): Promise<RunOutcome> {
   const latest: Array<StatsSnapshot | undefined> = new Array(o.workers);
   const histograms: Array<{ sendToAck?: string; sendToDelivery?: string }> = Array.from({ length: o.workers }, () => ({}));
   const results: WorkerResult[] = [];
+  const timeline = new Timeline(o.workers);
   const fatal: string[] = [];
   const arrived = new Map<string, Array<Record<string, unknown>>>();
   const barriers: Record<string, number> = {};
@@ -95,6 +99,7 @@ export async function coordinate(o: CoordinatorOptions): Promise<RunOutcome> {
       switch (message.type) {
         case 'stats':
           latest[w] = message.stats;
+          timeline.add(w, message.stats);
           if (message.stats.sendToAck) histograms[w]!.sendToAck = message.stats.sendToAck;
           if (message.stats.sendToDelivery) histograms[w]!.sendToDelivery = message.stats.sendToDelivery;
           break;
@@ -114,6 +119,7 @@ export async function coordinate(o: CoordinatorOptions): Promise<RunOutcome> {
         }
         case 'result':
           latest[w] = message.result.stats;
+          timeline.add(w, message.result.stats);
           results.push(message.result);
           break;
         case 'fatal':
@@ -125,10 +131,12 @@ export async function coordinate(o: CoordinatorOptions): Promise<RunOutcome> {
       }
     });
     child.once('exit', (code, signal) => {
+      timeline.finish(w);
       if (!results.some((r) => r.worker === w) && !fatal.some((f) => f.startsWith(`worker ${w}:`))) fatal.push(`worker ${w}: exited (${code ?? signal}) without a result`);
       if (++finished === o.workers) allDone();
     });
-    child.send({ type: 'assign', assignment } satisfies ToWorker);
+    // The workers' stats ticks count whole seconds from the coordinator's start, so that the timeline lines up.
+    child.send({ type: 'assign', assignment, statsEpoch: performance.timeOrigin + startedAt } satisfies ToWorker);
   }
 
   let lastSent = 0;
@@ -175,5 +183,5 @@ export async function coordinate(o: CoordinatorOptions): Promise<RunOutcome> {
     process.off('SIGINT', onSigint);
   }
   results.sort((a, b) => a.worker - b.worker);
-  return { results, fatal, aborted, barriers, elapsedMs: Math.round(performance.now() - startedAt), peakOpen, loadStartedAt };
+  return { results, fatal, aborted, barriers, elapsedMs: Math.round(performance.now() - startedAt), peakOpen, loadStartedAt, timeline: timeline.close() };
 }
