@@ -6,11 +6,15 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { UsageError, type Command } from '../bin/command.ts';
+import { BASELINE_SCENARIOS, runBaselineServer } from './baseline-server.ts';
 import { chooseAddresses, isLoopbackHost, MAX_PER_ADDRESS, parseAddressList, PER_ADDRESS, splitAddresses } from './addresses.ts';
 import { coordinate } from './coordinator.ts';
+import { renderHtml } from './html-report.ts';
 import { buildReport, renderText } from './report.ts';
+import { runReportCommand } from './report-command.ts';
 import { isScenarioName, SCENARIO_NAMES, type RunOptions, type ScenarioName } from './scenario.ts';
 import { SCENARIOS } from './scenarios/index.ts';
+import { DEFAULT_HTTP_CONNECTIONS, DEFAULT_UPLOAD_RATIO } from './scenarios/prekeys.ts';
 import { LOAD_SERVER_ARGS, LoadServer, ServerStartError } from './server-process.ts';
 import { ServerSampler } from './server-sampler.ts';
 import { runWorkerProcess } from './worker.ts';
@@ -22,6 +26,7 @@ const MAX_COUNT = 1_000_000;
 const MAX_DURATION_MS = 3_600_000;
 
 const HELP = `Usage: tickwire load <scenario> [options]
+       tickwire load report [--html <file>] <results.json>   (render a saved JSON report again)
 
 Puts load on a Tickwire server through the wire client, at open-loop rates: every action has a send time fixed in
 advance, and latency runs from that time (HDR histograms, p50/p90/p99/p99.9/max). Every message carries a unique
@@ -30,25 +35,33 @@ back at the sender. A lost, duplicated or reordered message fails the run.
 
 Scenarios:
 ${SCENARIO_NAMES.map((n) => `  ${n.padEnd(12)} ${SCENARIOS[n].summary}`).join('\n')}
-  (prekeys, HTTP bundle fetches with autocannon: not built yet)
 
 Target:
   --url <url>              the server, e.g. http://127.0.0.1:8080; without it the reference server is started on a
                            fresh data directory with ${LOAD_SERVER_ARGS.join(' ')}
   --allow-remote           allow a target outside loopback (refused otherwise)
+  --target <kind>          tickwire (default): a server speaking the Tickwire protocol; baseline: the bare ws
+                           relay (no accounts, no hello, no store; ${BASELINE_SCENARIOS.join(', ')} only), the
+                           floor to compare Tickwire figures with; without --url it is started for the run.
+                           Run it yourself with: tickwire load --baseline-server [--port N] [--host H]
   --pid <pid>              sample the server's memory and CPU from /proc (the built-in server is sampled anyway)
   --metrics-url <url>      sample them from a Prometheus endpoint instead (e.g. <url>/metrics)
 
 Size and time (every run stops by itself):
-  --count <n>              units: sessions (connections), pairs (pairs, offline), senders (fanin); default 100
+  --count <n>              units: sessions (connections), pairs (pairs, offline), senders (fanin), devices whose
+                           prekeys are fetched (prekeys, at least 2 per worker); default 100
   --rate <n>               connections per second (connections, default 1000) or messages per second in all
-                           (pairs, fanin, offline fill; default 500)
+                           (pairs, fanin, offline fill; default 500) or HTTP requests per second (prekeys, 500)
   --duration <time>        the ramp-and-hold or the sending period, e.g. 10s, 500ms, 2m (default 10s)
   --messages <n>           offline: messages queued in all (default 1000)
-  --drain-timeout <time>   how long delivery and receipts may take after sending ends (default 30s)
+  --drain-timeout <time>   how long delivery and receipts may take after sending ends (default 30s); prekeys:
+                           how far past --duration a slow server may stretch the sending
   --setup-timeout <time>   how long registration and connecting may take (default 120s)
   --body-bytes <n>         envelope body size (default 64, at least 24)
   --max-errors <n>         errors tolerated before the run fails (default 0)
+  --upload-ratio <x>       prekeys: the share of requests that upload one-time prekeys, 0..1 (default ${DEFAULT_UPLOAD_RATIO});
+                           the rest fetch bundles
+  --http-connections <n>   prekeys: autocannon's keep-alive connections per worker (default ${DEFAULT_HTTP_CONNECTIONS})
 
 Scale:
   --workers <n>            worker processes (default: one per ${SESSIONS_PER_WORKER} sessions, at least 1)
@@ -58,6 +71,8 @@ Scale:
 
 Output:
   --output <file>          write the JSON report (shape: load/README.md)
+  --html <file>            write the self-contained HTML report with charts (opens offline); from a saved
+                           JSON report: tickwire load report --html <file> <results.json>
   --quiet                  no progress line
 
 Registration: every session is a fresh user (POST /v1/accounts) from one source address, so start the server
@@ -78,6 +93,7 @@ export interface ParsedLoad {
   localAddresses?: string[] | 'none';
   maxErrors: number;
   output?: string;
+  html?: string;
   quiet: boolean;
 }
 
@@ -106,6 +122,7 @@ export function parseLoadArgs(args: string[]): ParsedLoad {
         scenario: { type: 'string' },
         url: { type: 'string' },
         'allow-remote': { type: 'boolean' },
+        target: { type: 'string' },
         pid: { type: 'string' },
         'metrics-url': { type: 'string' },
         count: { type: 'string' },
@@ -115,10 +132,13 @@ export function parseLoadArgs(args: string[]): ParsedLoad {
         'drain-timeout': { type: 'string' },
         'setup-timeout': { type: 'string' },
         'body-bytes': { type: 'string' },
+        'upload-ratio': { type: 'string' },
+        'http-connections': { type: 'string' },
         'max-errors': { type: 'string' },
         workers: { type: 'string' },
         'local-address': { type: 'string' },
         output: { type: 'string' },
+        html: { type: 'string' },
         quiet: { type: 'boolean' },
       },
     });
@@ -143,7 +163,11 @@ export function parseLoadArgs(args: string[]): ParsedLoad {
     if (!isLoopbackHost(parsedUrl.hostname) && !v['allow-remote']) throw new UsageError(`${parsedUrl.hostname} is not a loopback address; a load run against another host needs --allow-remote`);
     url = v.url.replace(/\/+$/, '');
   }
+  const target = v.target ?? 'tickwire';
+  if (target !== 'tickwire' && target !== 'baseline') throw new UsageError(`--target is tickwire or baseline (got '${target}')`);
+  if (target === 'baseline' && !BASELINE_SCENARIOS.includes(name)) throw new UsageError(`the bare ws relay runs ${BASELINE_SCENARIOS.join(', ')} only (it keeps no queue and has no HTTP API)`);
   const options: RunOptions = {
+    target,
     count: integer(v.count ?? '100', '--count', 1, MAX_COUNT),
     rate: integer(v.rate ?? (name === 'connections' ? '1000' : '500'), '--rate', 1, 10_000_000),
     durationMs: parseDuration(v.duration ?? '10s', '--duration'),
@@ -152,6 +176,13 @@ export function parseLoadArgs(args: string[]): ParsedLoad {
     setupTimeoutMs: parseDuration(v['setup-timeout'] ?? '120s', '--setup-timeout'),
     bodyBytes: integer(v['body-bytes'] ?? '64', '--body-bytes', 24, 1_048_576),
   };
+  if (name !== 'prekeys' && (v['upload-ratio'] !== undefined || v['http-connections'] !== undefined)) throw new UsageError('--upload-ratio and --http-connections apply to the prekeys scenario only');
+  if (name === 'prekeys') {
+    const ratio = v['upload-ratio'] ?? String(DEFAULT_UPLOAD_RATIO);
+    if (!/^(0(\.[0-9]+)?|1(\.0+)?)$/.test(ratio)) throw new UsageError(`--upload-ratio needs a number in 0..1 (got '${ratio}')`);
+    options.uploadRatio = Number(ratio);
+    options.httpConnections = integer(v['http-connections'] ?? String(DEFAULT_HTTP_CONNECTIONS), '--http-connections', 1, 10_000);
+  }
   let localAddresses: ParsedLoad['localAddresses'];
   if (v['local-address'] === 'none') localAddresses = 'none';
   else if (v['local-address'] !== undefined) {
@@ -168,6 +199,7 @@ export function parseLoadArgs(args: string[]): ParsedLoad {
   if (v.workers !== undefined) out.workers = integer(v.workers, '--workers', 1, 1024);
   if (localAddresses !== undefined) out.localAddresses = localAddresses;
   if (v.output !== undefined) out.output = v.output;
+  if (v.html !== undefined) out.html = v.html;
   return out;
 }
 
@@ -189,6 +221,8 @@ async function runLoad(args: string[]): Promise<number> {
     setTimeout(() => process.exit(code), 200).unref();
     return code;
   }
+  if (args[0] === '--baseline-server') return runBaselineServer(args.slice(1));
+  if (args[0] === 'report') return runReportCommand(args.slice(1));
   const parsed = parseLoadArgs(args);
   const scenario = SCENARIOS[parsed.scenario];
   const sessions = parsed.options.count * scenario.sessionsPerUnit + scenario.extraSessions;
@@ -199,10 +233,10 @@ async function runLoad(args: string[]): Promise<number> {
   let url = parsed.url;
   if (url === undefined) {
     try {
-      server = await LoadServer.start();
+      server = parsed.options.target === 'baseline' ? await LoadServer.startBaseline() : await LoadServer.start();
     } catch (error) {
       if (!(error instanceof ServerStartError)) throw error;
-      console.error(`tickwire load: cannot start the reference server: ${error.message}`);
+      console.error(`tickwire load: cannot start the ${parsed.options.target === 'baseline' ? 'bare ws relay' : 'reference server'}: ${error.message}`);
       return 2;
     }
     url = server.url;
@@ -228,7 +262,7 @@ async function runLoad(args: string[]): Promise<number> {
     const o = parsed.options;
     const hardDeadlineMs = o.setupTimeoutMs * 2 + o.durationMs + (parsed.scenario === 'offline' ? (o.messages / o.rate) * 1000 + o.drainTimeoutMs * 3 : o.drainTimeoutMs) + 30_000;
     const progress = parsed.quiet ? undefined : (line: string) => console.error(line);
-    if (!parsed.quiet) console.error(`tickwire load ${parsed.scenario}: ${sessions} session(s) over ${workers} worker(s) and ${addresses.length || 'default'} source address(es) against ${url}${server ? ' (built-in reference server)' : ''}, run ${run}`);
+    if (!parsed.quiet) console.error(`tickwire load ${parsed.scenario}: ${sessions} session(s) over ${workers} worker(s) and ${addresses.length || 'default'} source address(es) against ${url}${server ? (parsed.options.target === 'baseline' ? ' (built-in bare ws relay)' : ' (built-in reference server)') : parsed.options.target === 'baseline' ? ' (bare ws relay)' : ''}, run ${run}`);
     const outcome = await coordinate({ scenario: parsed.scenario, url, run, workers, addresses: perWorker, options: o, hardDeadlineMs, ...(sampler ? { sampler } : {}), ...(progress ? { onProgress: progress } : {}) });
     sampler?.stop();
     const report = buildReport({
@@ -245,6 +279,7 @@ async function runLoad(args: string[]): Promise<number> {
       ...(baseline ? { baselineRssBytes: baseline.rssBytes } : {}),
     });
     if (parsed.output !== undefined) writeFileSync(parsed.output, `${JSON.stringify(report, null, 2)}\n`);
+    if (parsed.html !== undefined) writeFileSync(parsed.html, renderHtml(report));
     process.stdout.write(renderText(report));
     if (outcome.fatal.length > 0 && !parsed.quiet) for (const f of outcome.fatal) console.error(f);
     if (outcome.results.length === 0) return 2;

@@ -4,18 +4,26 @@
 // session alive with `ping` every idleTimeoutMs / 2 (KAL-6), and sends messages without waiting for answers, up to
 // the server's maxPendingRequests; further sends wait in a local queue, and their latency, measured from the
 // scheduled time, includes that wait.
+// Against the bare ws relay (`--target baseline`, load/baseline-server.ts) the same peer runs the same code with a
+// bare framing: no registration and no hello (the connection, named by ?name=<userId>, is the session), the limits
+// of the spec's defaults instead of a welcome, each send as the `deliver` frame the recipient is to read plus `to`
+// and `id` (the relay answers send_ok), and the recipient's delivered receipt sent back through the relay instead
+// of an `ack`, so that acknowledgement, delivery and receipt are accounted for exactly as against Tickwire.
 import { randomBytes } from 'node:crypto';
 import { keyPairFromPrivateKey, xeddsaSignWithRandom } from '../reference-client/e2e/index.ts';
 import { Connection, WireError, type Credentials } from '../reference-client/wire/connection.ts';
 import { HttpApi } from '../reference-client/wire/http.ts';
-import type { DeliverFrame, DeviceRegistration, ServerFrame } from '../spec/index.ts';
+import { defaultLimits, type DeliverFrame, type DeviceRegistration, type Limits, type ServerFrame } from '../spec/index.ts';
 import { parseMessageId, type Accounting } from './accounting.ts';
+import { NAME_PARAM } from './baseline-server.ts';
 import type { WorkerStats } from './stats.ts';
 
 /** How long one send may wait for its answer before it counts as unanswered. */
 export const SEND_TIMEOUT_MS = 30_000;
 /** Pending requests a peer allows itself before the server's welcome tells it maxPendingRequests (its minimum). */
 const DEFAULT_PENDING = 16;
+/** The limits a peer keeps to against the bare relay, which advertises none: the spec's defaults. */
+const BARE_LIMITS: Limits = defaultLimits();
 
 /** The identity key and signed prekey shared by all devices one process registers: valid, and cheap to make once. */
 export class KeyMaterial {
@@ -82,6 +90,15 @@ export interface PeerContext {
   stats: WorkerStats;
   /** Envelope body bytes (at least 24: the scheduled time travels in the body). */
   bodyBytes: number;
+  /** The target is the bare ws relay (load/baseline-server.ts): bare framing, no hello, no acks. */
+  bare?: boolean;
+}
+
+/** The relay's WebSocket URL for the connection named `name` (wsUrlOf adds the /v1/ws path). */
+function bareUrl(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set(NAME_PARAM, name);
+  return parsed.toString();
 }
 
 interface QueuedSend {
@@ -115,9 +132,11 @@ export class Peer {
   /** Opens the session; rejects with WireError (its code is the error kind). */
   async connect(): Promise<void> {
     const stats = this.ctx.stats;
-    const conn = await Connection.connect(this.ctx.url, this.credentials, { validate: false, ...(this.localAddress ? { localAddress: this.localAddress } : {}) });
+    const options = { validate: false, ...(this.localAddress ? { localAddress: this.localAddress } : {}) };
+    const conn = this.ctx.bare ? await Connection.open(bareUrl(this.ctx.url, this.credentials.userId), options) : await Connection.connect(this.ctx.url, this.credentials, options);
     this.conn = conn;
-    this.queueEmptyAt = undefined;
+    // The bare relay keeps no queue: there is nothing to drain, so its queue is empty from the start.
+    this.queueEmptyAt = this.ctx.bare ? performance.now() : undefined;
     stats.open++;
     conn.on('deliver', (frame) => this.onDeliver(frame));
     conn.on('queue_empty', () => {
@@ -131,7 +150,7 @@ export class Peer {
       for (const wake of this.queueEmptyWaiters.splice(0)) wake();
     });
     // KAL-6: a frame at least every idleTimeoutMs / 2; a random phase spreads the pings of many sessions.
-    const every = Math.max(1000, Math.floor((conn.welcome?.limits.idleTimeoutMs ?? 30_000) / 2));
+    const every = Math.max(1000, Math.floor((this.limits?.idleTimeoutMs ?? 30_000) / 2));
     const first = setTimeout(() => {
       this.ping();
       this.keepalive = setInterval(() => this.ping(), every);
@@ -139,6 +158,11 @@ export class Peer {
     }, Math.floor(Math.random() * every));
     first.unref();
     this.keepalive = first;
+  }
+
+  /** The server's advertised limits (welcome), or the spec's defaults against the bare relay. */
+  private get limits(): Limits | undefined {
+    return this.conn?.welcome?.limits ?? (this.ctx.bare ? BARE_LIMITS : undefined);
   }
 
   /** Resolves once queue_empty arrived on the current session (or it closed). */
@@ -180,8 +204,7 @@ export class Peer {
   }
 
   private pump(): void {
-    const conn = this.conn;
-    const limit = conn?.welcome?.limits.maxPendingRequests ?? DEFAULT_PENDING;
+    const limit = this.limits?.maxPendingRequests ?? DEFAULT_PENDING;
     while (this.queueHead < this.queue.length && this.pending < limit) {
       const item = this.queue[this.queueHead]!;
       this.queue[this.queueHead++] = undefined as unknown as QueuedSend; // release it; the slot is never read again
@@ -205,13 +228,14 @@ export class Peer {
     accounting.sent(item.stream, item.n);
     stats.sent++;
     this.pending++;
-    conn.request({ type: 'send', messageId, to: item.to.userId, envelopes: [{ deviceId: item.to.deviceId, type: 'ratchet', body }] }, SEND_TIMEOUT_MS).then(
+    const frame: Parameters<Connection['request']>[0] = this.ctx.bare ? this.bareSend(messageId, item, body) : { type: 'send', messageId, to: item.to.userId, envelopes: [{ deviceId: item.to.deviceId, type: 'ratchet', body }] };
+    conn.request(frame, SEND_TIMEOUT_MS).then(
       (answer: ServerFrame) => {
         this.pending--;
         if (answer.type === 'send_ok') {
           accounting.accepted(item.stream, item.n);
           stats.acked++;
-          stats.sendToAck.record(performance.now() - item.scheduledAt);
+          stats.recordAck(performance.now() - item.scheduledAt);
         } else {
           accounting.refused(item.stream, item.n);
           stats.error(`send:${answer.type === 'error' ? answer.code : answer.type}`);
@@ -226,6 +250,17 @@ export class Peer {
     );
   }
 
+  /**
+   * The bare framing of a send: the `deliver` frame the recipient is to read, plus `to` (the relay's routing) and an
+   * `id` for the relay's send_ok. The id is the messageId, unique in the run, so that the copy the recipient gets
+   * (the relay forwards the bytes unchanged, id included) never matches one of the recipient's own requests.
+   */
+  private bareSend(messageId: string, item: QueuedSend, body: string): Parameters<Connection['request']>[0] {
+    const frame = { type: 'deliver', id: messageId, to: item.to.userId, items: [{ seq: item.n + 1, kind: 'message', messageId, from: { userId: this.credentials.userId, deviceId: this.credentials.deviceId }, envelope: { type: 'ratchet', body } }] };
+    // Not a Tickwire request frame (the relay's own framing); the wire client sends any JSON and matches the answer by id.
+    return frame as unknown as Parameters<Connection['request']>[0];
+  }
+
   /** Sends still waiting locally or unanswered. */
   get outstanding(): number {
     return this.pending + (this.queue.length - this.queueHead);
@@ -235,9 +270,16 @@ export class Peer {
     const { accounting, stats, run } = this.ctx;
     const now = performance.now();
     let upTo = 0;
+    // Against the bare relay the recipient itself sends the delivered receipts, per sender, instead of an ack.
+    const receipts = this.ctx.bare ? new Map<string, string[]>() : undefined;
     for (const item of frame.items) {
       upTo = Math.max(upTo, item.seq);
       if (item.kind === 'message') {
+        if (receipts) {
+          const list = receipts.get(item.from.userId);
+          if (list) list.push(item.messageId);
+          else receipts.set(item.from.userId, [item.messageId]);
+        }
         const id = parseMessageId(run, item.messageId);
         if (!id) {
           accounting.foreignMessage();
@@ -246,7 +288,7 @@ export class Peer {
         if (!accounting.delivered(id.stream, id.n, item.seq)) continue;
         stats.delivered++;
         const scheduledEpoch = decodeBody(item.envelope.body);
-        if (scheduledEpoch !== undefined) stats.sendToDelivery.record(performance.timeOrigin + now - scheduledEpoch);
+        if (scheduledEpoch !== undefined) stats.recordDelivery(performance.timeOrigin + now - scheduledEpoch);
       } else if (item.kind === 'receipt' && item.status === 'delivered') {
         for (const messageId of item.messageIds) {
           const id = parseMessageId(run, messageId);
@@ -257,8 +299,16 @@ export class Peer {
         }
       }
     }
+    if (receipts) this.relayReceipts(receipts);
     // DLV-11: upTo acknowledges every item delivered on this session up to it; items arrive in seq order (DLV-6/7).
-    if (upTo > 0 && this.conn?.isOpen) this.conn.sendRaw({ type: 'ack', upTo });
+    else if (upTo > 0 && this.conn?.isOpen) this.conn.sendRaw({ type: 'ack', upTo });
+  }
+
+  /** Bare framing: a delivered receipt to each sender, through the relay (no id: the relay answers nothing). */
+  private relayReceipts(receipts: Map<string, string[]>): void {
+    if (!this.conn?.isOpen) return;
+    const from = { userId: this.credentials.userId, deviceId: this.credentials.deviceId };
+    for (const [to, messageIds] of receipts) this.conn.sendRaw({ type: 'deliver', to, items: [{ seq: 0, kind: 'receipt', status: 'delivered', from, messageIds }] });
   }
 
   /** Closes the session normally (not counted as an error). */

@@ -4,8 +4,10 @@
 import { Accounting, type AccountingSummary } from './accounting.ts';
 import type { RunOutcome } from './coordinator.ts';
 import { formatPercentiles, LatencyHistogram, type Percentiles } from './histogram.ts';
+import { httpFailures, mergeHttpFigures, type HttpFigures, type HttpReport } from './prekey-ledger.ts';
 import type { RunOptions, ScenarioName } from './scenario.ts';
 import type { ServerSample } from './server-sampler.ts';
+import type { TimelineEntry } from './timeline.ts';
 
 export interface LoadReport {
   tool: 'tickwire-load';
@@ -25,8 +27,12 @@ export interface LoadReport {
   /** Scenario-specific figures (offline: drain; connections: held). */
   figures: Record<string, number>;
   drain?: Percentiles;
+  /** prekeys: the HTTP load (autocannon) and the account of one-time prekeys (load/prekey-ledger.ts). */
+  http?: HttpReport;
   errors: Record<string, number>;
   server: { samples: ServerSample[]; baselineRssBytes?: number; peakRssBytes?: number; memoryPerSessionBytes?: number } | null;
+  /** One entry per second of the run: counts in that second, open sessions at its end, its latency percentiles. */
+  timeline: TimelineEntry[];
   /** Encoded HDR histograms (compressed base64), for later merging or plotting. */
   histograms: Record<string, string>;
   verdict: { pass: boolean; failures: string[]; aborted?: string };
@@ -58,7 +64,9 @@ export function buildReport(input: ReportInput): LoadReport {
   let registered = 0;
   let attempted = 0;
   let accepted = 0;
+  const httpList: HttpFigures[] = [];
   for (const r of outcome.results) {
+    if (r.http) httpList.push(r.http);
     accounting.merge(r.accounting);
     sendToAck.merge(LatencyHistogram.decode(r.histograms.sendToAck));
     sendToDelivery.merge(LatencyHistogram.decode(r.histograms.sendToDelivery));
@@ -89,6 +97,8 @@ export function buildReport(input: ReportInput): LoadReport {
   if (figures['notAttempted']) failures.push(`${figures['notAttempted']} session(s) not attempted within --duration (raise --rate or --duration)`);
   if (figures['drainTimedOut']) failures.push(`the drain did not complete within --drain-timeout in ${figures['drainTimedOut']} worker(s)`);
   if (input.scenario === 'connections' && held !== undefined && held < input.options.count) failures.push(`${input.options.count - held} of ${input.options.count} sessions not held to the end`);
+  const http = mergeHttpFigures(httpList);
+  if (http) failures.push(...httpFailures(http));
   for (const f of outcome.fatal) failures.push(f.split('\n')[0]!);
   if (outcome.aborted) failures.push(`run aborted: ${outcome.aborted}`);
   const histograms: Record<string, string> = { sendToAck: sendToAck.encode(), sendToDelivery: sendToDelivery.encode(), connect: connect.encode() };
@@ -109,6 +119,7 @@ export function buildReport(input: ReportInput): LoadReport {
     messages: { ...summary, achievedRate: loadMs > 0 ? Math.round((summary.sent * 1000) / loadMs) : 0, sendToAck: sendToAck.percentiles(), sendToDelivery: sendToDelivery.percentiles() },
     figures,
     ...(drain ? { drain: drain.percentiles() } : {}),
+    ...(http ? { http: httpReport(http, input.options.durationMs, extra) } : {}),
     errors,
     server: samples.length
       ? {
@@ -118,9 +129,18 @@ export function buildReport(input: ReportInput): LoadReport {
           ...(peakRss !== undefined && input.baselineRssBytes !== undefined && sessionsForMemory > 0 ? { memoryPerSessionBytes: Math.round((peakRss - input.baselineRssBytes) / sessionsForMemory) } : {}),
         }
       : null,
+    timeline: outcome.timeline ?? [],
     histograms,
     verdict: { pass: failures.length === 0, failures, ...(outcome.aborted ? { aborted: outcome.aborted } : {}) },
   };
+}
+
+/** The report's `http` section: the merged figures, the ledger flattened, throughput and the latencies. */
+function httpReport(h: HttpFigures, durationMs: number, extra: Map<string, LatencyHistogram>): HttpReport {
+  const { ledger, ...counts } = h;
+  const seconds = Math.max(durationMs, h.elapsedMs) / 1000;
+  const percentiles = (name: string) => (extra.get(name) ?? new LatencyHistogram()).percentiles();
+  return { ...counts, ...ledger, throughputRps: seconds > 0 ? Math.round(h.answered / seconds) : 0, latency: percentiles('http'), latencyFromSchedule: percentiles('httpFromSchedule') };
 }
 
 /** The text summary printed at the end of a run. */
@@ -128,11 +148,20 @@ export function renderText(report: LoadReport): string {
   const m = report.messages;
   const s = report.sessions;
   const lines = [
-    `tickwire load ${report.scenario} against ${report.url}: ${report.options.workers} worker(s), ${new Set(report.localAddresses.flat()).size || 'default'} source address(es), ${(report.elapsedMs / 1000).toFixed(1)} s`,
+    `tickwire load ${report.scenario} against ${report.url}${report.options.target === 'baseline' ? ' (the bare ws relay baseline)' : ''}: ${report.options.workers} worker(s), ${new Set(report.localAddresses.flat()).size || 'default'} source address(es), ${(report.elapsedMs / 1000).toFixed(1)} s`,
     `sessions   registered ${s.registered}  attempted ${s.attempted}  accepted ${s.accepted}${s.held !== undefined ? `  held ${s.held}` : ''}  peak open ${s.peakOpen}`,
     `connect    ${formatPercentiles(s.connectLatency)}`,
   ];
-  if (report.scenario !== 'connections') {
+  if (report.http) {
+    const h = report.http;
+    const statuses = Object.entries(h.byStatus).map(([status, n]) => `${status} ${n}`).join(', ') || 'none';
+    lines.push(
+      `http       requests ${h.requests} of ${h.offered} offered  answered ${h.answered} (${h.throughputRps}/s)  unanswered ${h.unanswered}  fetches ${h.fetches}  uploads ${h.uploads}${h.uploadsDeferred ? ` (${h.uploadsDeferred} deferred)` : ''}  by status ${statuses}  errors ${h.errors}`,
+      `latency    ${formatPercentiles(h.latency)}  (autocannon: written → answered)`,
+      `from sched ${formatPercentiles(h.latencyFromSchedule)}`,
+      `prekeys    uploaded ${h.prekeysUploaded}  handed out ${h.prekeysHandedOut}  bundles without one ${h.bundlesWithoutPrekey}  duplicate handouts ${h.duplicateHandouts}  unknown ${h.unknownHandouts}  counts checked ${h.countsChecked} (mismatched ${h.countMismatches})`,
+    );
+  } else if (report.scenario !== 'connections') {
     lines.push(
       `messages   sent ${m.sent} (${m.achievedRate}/s over --duration)  accepted ${m.accepted}  delivered ${m.delivered}  receipts ${m.receipts}  refused ${m.refused}  unanswered ${m.unanswered}`,
       `accounting lost ${m.lost}  duplicated ${m.duplicated}  reordered ${m.reordered}  without receipt ${m.receiptsMissing}  unexpected ${m.unexpected}  (redelivered ${m.redelivered})`,

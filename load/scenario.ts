@@ -5,17 +5,25 @@ import type { Credentials } from '../reference-client/wire/connection.ts';
 import type { HttpApi } from '../reference-client/wire/http.ts';
 import type { Accounting } from './accounting.ts';
 import type { KeyMaterial, Peer } from './peer.ts';
+import type { HttpFigures } from './prekey-ledger.ts';
 import type { WorkerStats } from './stats.ts';
 
-export const SCENARIO_NAMES = ['connections', 'pairs', 'fanin', 'offline'] as const;
+export const SCENARIO_NAMES = ['connections', 'pairs', 'fanin', 'offline', 'prekeys'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export function isScenarioName(name: string): name is ScenarioName {
   return (SCENARIO_NAMES as readonly string[]).includes(name);
 }
 
+/**
+ * What the run loads: `tickwire`, a server speaking the Tickwire protocol; `baseline`, the bare ws relay of
+ * load/baseline-server.ts (no registration, no hello, no store), the floor the tickwire figures are compared with.
+ */
+export type LoadTarget = 'tickwire' | 'baseline';
+
 /** The options every scenario reads (set by load/cli.ts; each has a default there). */
 export interface RunOptions {
+  target: LoadTarget;
   /** Units: sessions (connections), pairs (pairs, offline) or senders (fanin). */
   count: number;
   /** Total rate: connections per second (connections), messages per second (pairs, fanin, offline fill). */
@@ -26,6 +34,10 @@ export interface RunOptions {
   drainTimeoutMs: number;
   setupTimeoutMs: number;
   bodyBytes: number;
+  /** prekeys: the share of requests that upload one-time prekeys, 0..1 (default 0.1). */
+  uploadRatio?: number;
+  /** prekeys: autocannon's keep-alive connections per worker (default 10). */
+  httpConnections?: number;
 }
 
 /** One worker's part of a run. */
@@ -71,6 +83,8 @@ export interface WorkerContext {
   peer(credentials: Credentials): Peer;
   /** Set when the coordinator aborts the run (Ctrl-C, its hard deadline). */
   readonly aborted: boolean;
+  /** Set by a scenario that drives HTTP load (prekeys): the report's `http` section (load/prekey-ledger.ts). */
+  httpFigures?: HttpFigures;
 }
 
 export interface Scenario {

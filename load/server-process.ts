@@ -1,6 +1,7 @@
 // The reference server as a child process, for runs without --url and for the tests: started exactly as an operator
 // would (`node bin/tickwire.js serve --port 0 --data-dir TMP`), never imported (test/walls.test.ts). The same idea
-// as conformance/server-process.ts, kept separate because load/ may not import conformance/.
+// as conformance/server-process.ts, kept separate because load/ may not import conformance/. The bare ws relay of
+// `--target baseline` starts the same way (`node bin/tickwire.js load --baseline-server --port 0`).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const TICKWIRE_BIN = fileURLToPath(new URL('../bin/tickwire.js', import.meta.url));
-const READY_LINE = /tickwire serving on (\S+) \(pid (\d+)\)\r?\n/;
+/** "tickwire serving on URL (pid N)" or, from the relay, "bare ws relay serving on URL (pid N)". */
+const READY_LINE = /serving on (\S+) \(pid (\d+)\)\r?\n/;
 const START_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 10_000;
 
@@ -33,11 +35,22 @@ export class LoadServer {
   private child: ChildProcess | undefined;
   private stderrTail = '';
 
-  private constructor(private readonly dataDir: string) {}
+  private constructor(
+    private readonly dataDir: string | undefined,
+    private readonly name: string,
+  ) {}
 
   static async start(extraArgs: string[] = []): Promise<LoadServer> {
-    const server = new LoadServer(mkdtempSync(join(tmpdir(), 'tickwire-load-')));
-    const args = [TICKWIRE_BIN, 'serve', '--port', '0', '--data-dir', server.dataDir, '--log-level', 'warn', ...LOAD_SERVER_ARGS, ...extraArgs];
+    const dataDir = mkdtempSync(join(tmpdir(), 'tickwire-load-'));
+    return LoadServer.launch(new LoadServer(dataDir, 'reference server'), [TICKWIRE_BIN, 'serve', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...LOAD_SERVER_ARGS, ...extraArgs]);
+  }
+
+  /** The bare ws relay of load/baseline-server.ts, for `--target baseline` runs without --url. */
+  static async startBaseline(): Promise<LoadServer> {
+    return LoadServer.launch(new LoadServer(undefined, 'bare ws relay'), [TICKWIRE_BIN, 'load', '--baseline-server', '--port', '0']);
+  }
+
+  private static async launch(server: LoadServer, args: string[]): Promise<LoadServer> {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     server.child = child;
     const orphanGuard = () => child.kill('SIGKILL');
@@ -64,7 +77,7 @@ export class LoadServer {
         });
         child.once('exit', (code, signal) => {
           clearTimeout(timer);
-          reject(new ServerStartError(`reference server exited (${code ?? signal}) before it was ready\n${server.stderrTail}`));
+          reject(new ServerStartError(`${server.name} exited (${code ?? signal}) before it was ready\n${server.stderrTail}`));
         });
       });
     } catch (error) {
@@ -89,6 +102,6 @@ export class LoadServer {
       await exited;
       clearTimeout(timer);
     }
-    rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.dataDir !== undefined) rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

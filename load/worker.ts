@@ -1,10 +1,11 @@
 // The worker process of a load run, started by the coordinator as `node bin/tickwire.js load --worker` with an IPC
 // channel. It runs one share of a scenario and speaks a small protocol over process.send:
-//   coordinator → worker  { type: 'assign', assignment }            what to run
+//   coordinator → worker  { type: 'assign', assignment, statsEpoch } what to run; the clock of the stats ticks
 //                         { type: 'go', name, atEpoch, imports }    every worker reached barrier `name`
 //                         { type: 'abort' }                         stop early and report
 //   worker → coordinator  { type: 'barrier', name, exports }        this worker reached barrier `name`
-//                         { type: 'stats', stats }                  once a second, for the progress line
+//                         { type: 'stats', stats }                  once a second, for the progress line and
+//                                                                   the timeline (load/timeline.ts)
 //                         { type: 'result', result }                the end: counters, histograms, accounting
 //                         { type: 'fatal', message }                the share could not run
 // Spreading a run over processes keeps each under its open-file limit (one descriptor per socket).
@@ -12,13 +13,14 @@ import type { Credentials } from '../reference-client/wire/connection.ts';
 import { HttpApi } from '../reference-client/wire/http.ts';
 import { Accounting, type AccountingState } from './accounting.ts';
 import { inPool, KeyMaterial, Peer, registerUser, RegistrationError } from './peer.ts';
+import type { HttpFigures } from './prekey-ledger.ts';
 import type { Assignment, Go, WorkerContext } from './scenario.ts';
 import { SCENARIOS } from './scenarios/index.ts';
 import { WorkerStats, type StatsSnapshot } from './stats.ts';
+import { StatsTicker } from './timeline.ts';
 
 /** Registrations one worker keeps in flight. */
 const REGISTRATION_CONCURRENCY = 16;
-const STATS_INTERVAL_MS = 1000;
 
 export interface WorkerResult {
   worker: number;
@@ -26,9 +28,11 @@ export interface WorkerResult {
   histograms: { sendToAck: string; sendToDelivery: string; connect: string; extra: Record<string, string> };
   accounting: AccountingState;
   figures: Record<string, number>;
+  /** The HTTP load of the prekeys scenario (load/prekey-ledger.ts), when the scenario drove one. */
+  http?: HttpFigures;
 }
 
-export type ToWorker = { type: 'assign'; assignment: Assignment } | { type: 'go'; name: string; atEpoch: number; imports: Record<string, unknown> } | { type: 'abort' };
+export type ToWorker = { type: 'assign'; assignment: Assignment; statsEpoch: number } | { type: 'go'; name: string; atEpoch: number; imports: Record<string, unknown> } | { type: 'abort' };
 export type FromWorker =
   | { type: 'barrier'; name: string; exports: Record<string, unknown> }
   | { type: 'stats'; stats: StatsSnapshot }
@@ -47,10 +51,13 @@ export async function runWorkerProcess(): Promise<number> {
   }
   const waiting = new Map<string, (go: Go) => void>();
   let aborted = false;
+  let statsEpoch = performance.timeOrigin;
   const assignment = await new Promise<Assignment>((resolve) => {
     process.on('message', (message: ToWorker) => {
-      if (message.type === 'assign') resolve(message.assignment);
-      else if (message.type === 'go') waiting.get(message.name)?.({ at: message.atEpoch - performance.timeOrigin, imports: message.imports });
+      if (message.type === 'assign') {
+        statsEpoch = message.statsEpoch;
+        resolve(message.assignment);
+      } else if (message.type === 'go') waiting.get(message.name)?.({ at: message.atEpoch - performance.timeOrigin, imports: message.imports });
       else if (message.type === 'abort') {
         aborted = true;
         // Release every barrier, so that the scenario runs to its end quickly and reports.
@@ -66,7 +73,9 @@ export async function runWorkerProcess(): Promise<number> {
   const setupDeadline = performance.now() + assignment.options.setupTimeoutMs;
   let nextAddress = 0;
   let usernames = 0;
-  const peerContext = { url: assignment.url, run: assignment.run, accounting, stats, bodyBytes: assignment.options.bodyBytes };
+  const bare = assignment.options.target === 'baseline';
+  const peerContext = { url: assignment.url, run: assignment.run, accounting, stats, bodyBytes: assignment.options.bodyBytes, bare };
+  const usernameOf = (label: string) => `l${assignment.run}${label}${assignment.worker.toString(36)}_${(usernames++).toString(36)}`;
   const ctx: WorkerContext = {
     assignment,
     stats,
@@ -89,13 +98,15 @@ export async function runWorkerProcess(): Promise<number> {
       });
     },
     async registerUsers(count, label) {
+      // The bare relay has no accounts: a session is its connection, named by the userId alone.
+      if (bare) return Array.from({ length: count }, () => ({ userId: usernameOf(label), deviceId: 1, secret: '' }));
       const out: Array<Credentials | undefined> = new Array(count);
       await inPool(Array.from({ length: count }, (_, i) => i), REGISTRATION_CONCURRENCY, async (i) => {
         if (aborted || performance.now() > setupDeadline) {
           stats.error('register:SETUP_TIMEOUT');
           return;
         }
-        const username = `l${assignment.run}${label}${assignment.worker.toString(36)}_${(usernames++).toString(36)}`;
+        const username = usernameOf(label);
         try {
           out[i] = await registerUser(http, keys, username, setupDeadline, () => stats.error('register:RATE_LIMITED'));
           stats.registered++;
@@ -111,26 +122,29 @@ export async function runWorkerProcess(): Promise<number> {
       return new Peer(credentials, address, peerContext);
     },
   };
-  const ticker = setInterval(() => send({ type: 'stats', stats: stats.snapshot() }), STATS_INTERVAL_MS);
+  const ticker = new StatsTicker(statsEpoch, (tick) => send({ type: 'stats', stats: stats.snapshot(tick) }));
+  ticker.start();
   try {
     await SCENARIOS[assignment.scenario].worker(ctx);
   } catch (error) {
-    clearInterval(ticker);
+    ticker.stop();
     send({ type: 'fatal', message: `worker ${assignment.worker}: ${(error as Error).stack ?? String(error)}` });
     process.disconnect();
     return 1;
   }
-  clearInterval(ticker);
+  ticker.stop();
   const extra: Record<string, string> = {};
   for (const [name, h] of stats.extra) extra[name] = h.encode();
   send({
     type: 'result',
     result: {
       worker: assignment.worker,
-      stats: stats.snapshot(),
+      // The last snapshot closes the second in progress, so the timeline adds up to the totals.
+      stats: stats.snapshot(ticker.finalTick()),
       histograms: { sendToAck: stats.sendToAck.encode(), sendToDelivery: stats.sendToDelivery.encode(), connect: stats.connect.encode(), extra },
       accounting: accounting.serialize(),
       figures,
+      ...(ctx.httpFigures ? { http: ctx.httpFigures } : {}),
     },
   });
   // Let the result leave before the channel closes.

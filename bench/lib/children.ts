@@ -95,7 +95,7 @@ export interface ServerProcess {
   stderrTail(): string;
 }
 
-const READY_LINE = /(?:tickwire|baseline ws) serving on (https?:\/\/[^\s]+)/;
+const READY_LINE = /(?:tickwire|baseline ws|bare ws relay) serving on (https?:\/\/[^\s]+)/;
 
 function waitForReadyLine(child: ChildProcess, name: string, exited: Promise<Exit>, tail: () => string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -190,6 +190,21 @@ export async function startBaseline(children: Children, name = 'baseline-ws', gc
   const url = await waitForReadyLine(child, name, exited, tail);
   const readyLineMs = performance.now() - t0;
   return { name, pid: child.pid!, url, port: Number(new URL(url).port), dataDir: '', readyLineMs, healthyMs: readyLineMs, exited, stderrTail: tail };
+}
+
+/**
+ * Starts the load tool's baseline, the bare ws relay (`node bin/tickwire.js load --baseline-server --port 0`,
+ * load/baseline-server.ts), as an operator would; it runs under the same loader as the Tickwire server.
+ */
+export async function startBareRelay(children: Children, name = 'bare-ws-relay'): Promise<ServerProcess> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [TICKWIRE_BIN, 'load', '--baseline-server', '--port', '0'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = children.track(name, child);
+  const tail = tailKeeper(child.stderr!, undefined);
+  const url = await waitForReadyLine(child, name, exited, tail);
+  const readyLineMs = performance.now() - t0;
+  await waitHealthy(url, t0 + READY_TIMEOUT_MS);
+  return { name, pid: child.pid!, url, port: Number(new URL(url).port), dataDir: '', readyLineMs, healthyMs: performance.now() - t0, exited, stderrTail: tail };
 }
 
 /** Forks a client worker (bench/worker.ts) with an IPC channel. */
