@@ -42,6 +42,8 @@ Server:
 Campaign:
   --seed <n>               run seed, 0..4294967295 (default random; always printed)
   --iterations <n>         inputs to send (default 10000; with --duration alone, unlimited)
+  --from <index>           start at this input index of the seed's sequence (default 0), to re-run the part of a
+                           long campaign around a failure on a fresh server
   --duration <t>           stop after this long: 90, 90s, 500ms or 10m (default: no limit)
   --concurrency <n>        lanes, each with its own session and connections (default 4)
   --batch <n>              inputs between two runs of the batch oracles (default 1000)
@@ -65,6 +67,7 @@ interface Parsed {
   memoryLimitMb: number;
   seed: number;
   iterations?: number;
+  from?: number;
   durationMs?: number;
   concurrency: number;
   batch: number;
@@ -80,6 +83,11 @@ interface Parsed {
 
 function positiveInt(text: string, flag: string): number {
   if (!/^[1-9][0-9]*$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`${flag} needs a positive integer (got '${text}')`);
+  return Number(text);
+}
+
+function nonNegativeInt(text: string, flag: string): number {
+  if (!/^(0|[1-9][0-9]*)$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`${flag} needs an integer of 0 or more (got '${text}')`);
   return Number(text);
 }
 
@@ -130,6 +138,7 @@ export function parseArgs(args: string[]): Parsed {
         break;
       }
       case '--iterations': parsed.iterations = positiveInt(value(), flag); break;
+      case '--from': parsed.from = nonNegativeInt(value(), flag); break;
       case '--duration': parsed.durationMs = duration(value()); break;
       case '--concurrency': parsed.concurrency = positiveInt(value(), flag); break;
       case '--batch': parsed.batch = positiveInt(value(), flag); break;
@@ -256,6 +265,7 @@ async function runFuzz(args: string[]): Promise<number> {
       url,
       seed: parsed.seed,
       iterations,
+      ...(parsed.from !== undefined ? { firstIndex: parsed.from } : {}),
       durationMs: parsed.durationMs ?? Number.POSITIVE_INFINITY,
       concurrency: parsed.concurrency,
       batchSize: parsed.batch,

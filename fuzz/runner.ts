@@ -14,6 +14,8 @@ export interface CampaignOptions {
   seed: number;
   /** Inputs to send; the campaign also ends at `durationMs`, whichever comes first. */
   iterations: number;
+  /** The index of the first input (default 0): re-runs the part of a campaign around an input of interest. */
+  firstIndex?: number;
   durationMs: number;
   concurrency: number;
   batchSize: number;
@@ -83,7 +85,9 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
   const answers: Record<string, number> = {};
   const failures = new Map<string, Pending>();
   const started = performance.now();
-  let sent = 0;
+  const first = options.firstIndex ?? 0;
+  const end = first + options.iterations;
+  let sent = first;
   let batches = 0;
   let aborted: string | undefined;
 
@@ -112,9 +116,9 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
   };
 
   try {
-    while (sent < options.iterations && performance.now() - started < options.durationMs && !aborted) {
+    while (sent < end && performance.now() - started < options.durationMs && !aborted) {
       const batchStart = sent;
-      const batchEnd = Math.min(options.iterations, batchStart + options.batchSize);
+      const batchEnd = Math.min(end, batchStart + options.batchSize);
       const batchInputs: FuzzInput[] = [];
       let next = batchStart;
       const judged: Array<Promise<void>> = [];
@@ -137,7 +141,7 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
       const findings = await fuzzer.check({ janitor: batches % 5 === 0, memory: true });
       for (const f of findings) record(f, batchStart, batchInputs, true);
       if (findings.some((f) => f.oracle === 'health')) aborted = `the server failed its health check after batch ${batches} (inputs ${batchStart}..${sent - 1})`;
-      options.progress?.(sent, performance.now() - started);
+      options.progress?.(sent - first, performance.now() - started);
     }
   } catch (error) {
     await fuzzer.close().catch(() => undefined);
@@ -155,9 +159,9 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
   return {
     seed: options.seed,
     url: options.url,
-    inputs: sent,
+    inputs: sent - first,
     durationMs: Math.round(durationMs),
-    inputsPerSecond: Math.round((sent / durationMs) * 1000),
+    inputsPerSecond: Math.round(((sent - first) / durationMs) * 1000),
     perClass,
     answers,
     batches,
