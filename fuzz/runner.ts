@@ -246,7 +246,12 @@ async function settleFailure(pending: Pending, options: CampaignOptions, target:
       ...(shrunk ? { shrunk } : {}),
       ...(report.reproduced === false ? { note: 'did not reproduce on its own when replayed; saved as found' } : {}),
     };
-    report.file = saveCorpusFile(options.corpusDir, file);
+    try {
+      report.file = saveCorpusFile(options.corpusDir, file);
+    } catch (error) {
+      // A full disk, or an input too large to write as JSON: the failure is still reported, only not saved.
+      options.log(`could not save the input of "${file.title}": ${(error as Error).message}`);
+    }
   }
   return report;
 }
