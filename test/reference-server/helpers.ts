@@ -58,7 +58,9 @@ export interface TestServerOptions {
 export async function startTestServer(t: Teardown, options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tickwire-test-'));
   const limits: LimitValues = { ...defaultLimitValues(), registrationsPerMinute: 10_000, ...options.limits };
-  const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', shutdownGraceMs: 2000, ...options.config, limits });
+  // TICKWIRE_TEST_REDIS_URL runs the server on the Redis store there instead (the data directory is then unused).
+  const redisUrl = process.env['TICKWIRE_TEST_REDIS_URL'];
+  const config = defaultConfig({ port: 0, host: '127.0.0.1', dataDir, logLevel: 'silent', shutdownGraceMs: 2000, ...(redisUrl ? { redisUrl } : {}), ...options.config, limits });
   const running = await startServer(config);
   const server: TestServer = { ...running, wsUrl: running.url.replace(/^http/, 'ws') + WS_PATH, dataDir };
   t.teardown(async () => {
