@@ -13,6 +13,8 @@ import {
 } from './config.ts';
 import { isMutantName, MUTANT_NAMES, MUTANTS } from './mutants.ts';
 import { DEFAULT_FREE_AUTH_FAILURES, DELAY_STEP_MS, MAX_DELAY_MS } from './auth-throttle.ts';
+import cluster from 'node:cluster';
+import type { ListeningMessage } from './cluster/primary.ts';
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
@@ -26,6 +28,13 @@ const SERVER_OPTIONS: Option[] = [
   { flag: 'port', value: '<n>', help: 'TCP port; 0 picks a free one (default 8080)' },
   { flag: 'host', value: '<addr>', help: 'address to listen on (default 127.0.0.1; plaintext only on loopback, TRN-38)' },
   { flag: 'data-dir', value: '<dir>', help: 'directory of the durable log (default ./data)' },
+  { flag: 'redis', value: '<url>', help: 'keep all state in Redis (redis://host:port) instead of --data-dir; see README "Redis store"' },
+  {
+    flag: 'workers',
+    value: '<n>',
+    help: 'run n worker processes on the one port (above 1 needs --redis); SIGHUP restarts them one at a time',
+  },
+  { flag: 'lease-ttl-ms', value: '<ms>', help: 'with --redis: how long a crashed process still counts in the service (default 10000)' },
   { flag: 'tls-cert', value: '<file>', help: 'PEM certificate chain; with --tls-key serves https and wss' },
   { flag: 'tls-key', value: '<file>', help: 'PEM private key for --tls-cert' },
   { flag: 'log-level', value: '<level>', help: 'debug, info, warn, error or silent (default info); logs go to stderr' },
@@ -56,6 +65,11 @@ function helpText(): string {
     'Runs the Tickwire reference server: the HTTP API under /v1/, the WebSocket at /v1/ws, GET /healthz and',
     'GET /metrics (Prometheus text). Prints "tickwire serving on <url> (pid <pid>)" on stdout once it accepts connections.',
     'SIGTERM or SIGINT closes every session with SERVER_RESTART (1012), lets requests finish and exits 0.',
+    '',
+    'With --workers N (and --redis) a primary process runs N workers on the one port and prints the ready line, with',
+    'its own pid, once all of them listen. It restarts a worker that dies, passes SIGTERM and SIGINT on to every',
+    'worker and exits when they have, and on SIGHUP replaces the workers one at a time: each replacement listens',
+    'before the worker it replaces shuts down, so the service keeps accepting connections (PROTOCOL.md 6.6).',
     '',
     'Server options:',
     ...SERVER_OPTIONS.map((o) => `  --${o.flag} ${o.value}`.padEnd(36) + o.help),
@@ -91,6 +105,9 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
   if (flags.has('port')) config.port = integer(flags.get('port')!, '--port');
   if (flags.has('host')) config.host = flags.get('host')!;
   if (flags.has('data-dir')) config.dataDir = flags.get('data-dir')!;
+  if (flags.has('redis')) config.redisUrl = flags.get('redis')!;
+  if (flags.has('workers')) config.workers = integer(flags.get('workers')!, '--workers');
+  if (flags.has('lease-ttl-ms')) config.leaseTtlMs = integer(flags.get('lease-ttl-ms')!, '--lease-ttl-ms');
   if (flags.has('shutdown-grace-ms')) config.shutdownGraceMs = integer(flags.get('shutdown-grace-ms')!, '--shutdown-grace-ms');
   if (flags.has('username-lookups-per-minute')) {
     config.usernameLookupsPerMinute = integer(flags.get('username-lookups-per-minute')!, '--username-lookups-per-minute');
@@ -127,7 +144,8 @@ export function configFromArgs(args: string[], env: NodeJS.ProcessEnv = process.
 
 async function serve(args: string[]): Promise<number> {
   const config = configFromArgs(args);
-  if (config.testMutant !== undefined) {
+  const worker = cluster.isWorker;
+  if (config.testMutant !== undefined && !worker) {
     const bug = MUTANTS.find((m) => m.name === config.testMutant)!.bug;
     console.error(
       [
@@ -138,6 +156,19 @@ async function serve(args: string[]): Promise<number> {
         '!'.repeat(100),
       ].join('\n'),
     );
+  }
+  // --workers: this process is the primary of Node's cluster module and serves nothing itself (cluster/primary.ts).
+  // `--workers 1` without Redis is the plain single process.
+  if (config.workers !== undefined && !worker && !(config.workers === 1 && config.redisUrl === undefined)) {
+    const [{ Primary }, { createLogger }] = await Promise.all([import('./cluster/primary.ts'), import('./logger.ts')]);
+    const primary = new Primary({ workers: config.workers, host: config.host, port: config.port, shutdownGraceMs: config.shutdownGraceMs, log: createLogger(config.logLevel) });
+    return primary.run();
+  }
+  if (worker) {
+    // The one port of the service, chosen by the primary (also when --port is 0).
+    const { WORKER_PORT_ENV } = await import('./cluster/primary.ts');
+    const port = process.env[WORKER_PORT_ENV];
+    if (port !== undefined) config.port = Number(port);
   }
   // Loaded only when serving, so that the other commands do not pay for the server's modules.
   const { ConfigError, startServer } = await import('./server.ts');
@@ -155,11 +186,23 @@ async function serve(args: string[]): Promise<number> {
   // TEMPORARILY_UNAVAILABLE [MSG-18], never kill the process. Node ignores SIGXFSZ, but a wrapper that listens for
   // every signal (signal-exit, as test runners use) re-raises it unless someone else listens too.
   process.on('SIGXFSZ', () => running.ctx.log.warn('server.file_size_limit', { signal: 'SIGXFSZ' }));
-  console.log(`tickwire serving on ${running.url} (pid ${process.pid})`);
+  if (worker) {
+    // The primary prints the service's ready line once every worker listens; SIGHUP is the primary's (rolling
+    // restart) and must not end a worker that got it too (a terminal hangup reaches the whole process group).
+    const listening: ListeningMessage = { type: 'tickwire:listening', url: running.url };
+    process.send?.(listening);
+    process.on('SIGHUP', () => running.ctx.log.debug('server.signal_ignored', { signal: 'SIGHUP' }));
+    // A primary that died (SIGKILL) takes the shared port with it: shut down as if it had sent SIGTERM.
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  } else {
+    console.log(`tickwire serving on ${running.url} (pid ${process.pid})`);
+  }
   return new Promise<number>((done) => {
     const stop = (signal: NodeJS.Signals) => {
       process.off('SIGTERM', stop);
       process.off('SIGINT', stop);
+      // A worker gets the primary's SIGTERM right after a terminal's SIGINT: the shutdown under way must finish.
+      if (worker) for (const name of ['SIGTERM', 'SIGINT'] as const) process.on(name, () => undefined);
       running.ctx.log.info('server.signal', { signal });
       running
         .close()

@@ -3,6 +3,7 @@
 // the relations of [LIM-3] before the server starts.
 import { limits as limitSpecs, type LimitName } from '../spec/index.ts';
 import { isMutantName, type MutantName } from './mutants.ts';
+import { MIN_LEASE_TTL_MS } from './cluster/constants.ts';
 
 export type LimitValues = Record<LimitName, number>;
 
@@ -38,7 +39,26 @@ export interface ServerConfig {
    * a real deployment; absent means the real server.
    */
   testMutant?: MutantName;
+  /**
+   * Keep all state in the Redis at this URL (`redis://host:port`, `rediss://` for TLS) instead of the embedded log in
+   * `dataDir`, so that several server processes and hosts share it (store/redis/, README "Redis store"). Absent means
+   * the embedded log.
+   */
+  redisUrl?: string;
+  /**
+   * `tickwire serve --workers N`: N worker processes behind the one port (cluster/primary.ts), sharing their state
+   * through Redis, so N above 1 needs redisUrl. Absent means one process without a primary.
+   */
+  workers?: number;
+  /**
+   * How long a process of a service on Redis stays in it without renewing its lease: bounds how long the sessions of
+   * a crashed process still count (cluster/constants.ts, DEFAULT_LEASE_TTL_MS) [DPL-7]. Absent means the default.
+   */
+  leaseTtlMs?: number;
 }
+
+/** Mutants planted in the embedded log store: they do not exist in the Redis store. */
+const LOG_STORE_MUTANTS: readonly string[] = ['ack-before-durable', 'prekey-handed-out-twice', 'duplicate-enqueued', 'delivered-receipt-not-durable'];
 
 export const DEFAULT_USERNAME_LOOKUPS_PER_MINUTE = 120;
 
@@ -110,5 +130,15 @@ export function configProblems(config: ServerConfig): string[] {
   const freeFailures = config.authFailuresPerMinute;
   if (freeFailures !== undefined && (!Number.isSafeInteger(freeFailures) || freeFailures < 0)) problems.push('authFailuresPerMinute must be a non-negative integer');
   if (config.testMutant !== undefined && !isMutantName(config.testMutant)) problems.push(`testMutant '${String(config.testMutant)}' is not a mutant of reference-server/mutants.ts`);
+  if (config.workers !== undefined && (!Number.isSafeInteger(config.workers) || config.workers < 1)) problems.push(`workers must be a positive integer (got ${config.workers})`);
+  // The workers share their data through Redis: the embedded log belongs to one process.
+  if (config.workers !== undefined && config.workers > 1 && config.redisUrl === undefined) problems.push('--workers above 1 needs --redis: worker processes share their state through Redis');
+  if (config.leaseTtlMs !== undefined && (!Number.isSafeInteger(config.leaseTtlMs) || config.leaseTtlMs < MIN_LEASE_TTL_MS)) {
+    problems.push(`leaseTtlMs must be an integer of at least ${MIN_LEASE_TTL_MS} (got ${config.leaseTtlMs})`);
+  }
+  if (config.redisUrl !== undefined) {
+    if (!/^rediss?:\/\/[^/\s]/.test(config.redisUrl)) problems.push(`redisUrl must be a redis:// or rediss:// URL (got '${config.redisUrl}')`);
+    if (config.testMutant !== undefined && LOG_STORE_MUTANTS.includes(config.testMutant)) problems.push(`testMutant '${config.testMutant}' lives in the embedded log store and cannot be combined with redisUrl`);
+  }
   return problems;
 }

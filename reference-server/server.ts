@@ -15,7 +15,9 @@ import { clientErrorListener } from './http/client-error.ts';
 import { createLogger } from './logger.ts';
 import { LATENCY_BUCKETS, MetricsRegistry } from './metrics.ts';
 import { attachGateway } from './session/gateway.ts';
+import type { SessionBus } from './cluster/bus.ts';
 import { openLogStore } from './store/log/log-store.ts';
+import { openRedisStore } from './store/redis/redis-store.ts';
 import type { Store } from './store/store.ts';
 import { AuthThrottle, DEFAULT_FREE_AUTH_FAILURES } from './auth-throttle.ts';
 
@@ -25,6 +27,11 @@ export interface StartOptions {
   log?: Logger;
   /** The clock (milliseconds since the epoch); Date.now by default. */
   now?: () => number;
+  /**
+   * The session bus shared with the other processes of the service (cluster/bus.ts). By default a RedisBus when the
+   * configuration names Redis, else a LocalBus. The server starts it, and closes it on close().
+   */
+  bus?: SessionBus;
 }
 
 export interface RunningServer {
@@ -53,6 +60,8 @@ function registerCoreMetrics(metrics: MetricsRegistry) {
   const syncedBytes = metrics.counter('tickwire_store_fsync_bytes_total', 'Bytes made durable by fsync.');
   metrics.gauge('tickwire_process_resident_memory_bytes', 'Resident set size of the server process.', () => process.memoryUsage.rss());
   metrics.gauge('tickwire_process_heap_used_bytes', 'V8 heap in use.', () => process.memoryUsage().heapUsed);
+  // Tells the processes of one service apart (tickwire serve --workers N answers from N pids).
+  metrics.gauge('tickwire_process_pid', 'Operating-system id of the process that served this request.', () => process.pid);
   return (info: { durationMs: number; records: number; bytes: number }) => {
     fsyncSeconds.observe(info.durationMs / 1000);
     batchRecords.observe(info.records);
@@ -73,6 +82,17 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
 
 const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
+/** The session bus of the configuration: Redis pub/sub when the store is on Redis, else in this process only. */
+async function openBus(config: ServerConfig, log: Logger, now: () => number): Promise<SessionBus> {
+  const redisUrl = config.redisUrl;
+  if (redisUrl === undefined) {
+    const { LocalBus } = await import('./cluster/local-bus.ts');
+    return new LocalBus(now);
+  }
+  const { RedisBus } = await import('./cluster/redis-bus.ts');
+  return new RedisBus(redisUrl, { now, log, ...(config.leaseTtlMs === undefined ? {} : { leaseTtlMs: config.leaseTtlMs }) });
+}
+
 export async function startServer(config: ServerConfig, options: StartOptions = {}): Promise<RunningServer> {
   const problems = configProblems(config);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -82,13 +102,21 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   // TLS material is read before the store opens, so a bad path fails without touching the data directory.
   const tls = config.tls && { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
   // The store gets the test mutant too: two of them (ack-before-durable, prekey-handed-out-twice) live in it.
-  const store = options.store ?? (await openLogStore(resolve(config.dataDir), { onSync, ...(config.testMutant ? { mutant: config.testMutant } : {}) }));
+  // With --redis the state lives in Redis (store/redis/) and dataDir is not used.
+  const store =
+    options.store ??
+    (config.redisUrl !== undefined
+      ? await openRedisStore(config.redisUrl, { log })
+      : await openLogStore(resolve(config.dataDir), { onSync, ...(config.testMutant ? { mutant: config.testMutant } : {}) }));
 
   const now = options.now ?? Date.now;
   const authThrottle = new AuthThrottle(config.authFailuresPerMinute ?? DEFAULT_FREE_AUTH_FAILURES, now);
   const ctx: ServerContext = { config, store, metrics, log, now, authThrottle, hub: new EventEmitter<HubEvents>() };
   let closing = false;
-  const api = createHttpApi(ctx, { closing: () => closing });
+  // The session bus (cluster/bus.ts) is opened before the HTTP API, which shares device authentication times through
+  // it [IDN-23]; the gateway starts it.
+  const bus = options.bus ?? (await openBus(config, log, now));
+  const api = createHttpApi(ctx, { closing: () => closing, lastSeenShared: bus });
   // Node's own check of the Host header answers a bare 400; the router and the gateway make the same check and
   // answer with the protocol's error body [ERR-1].
   const server: Server = tls ? createHttpsServer({ ...tls, requireHostHeader: false }, api.listener) : createHttpServer({ requireHostHeader: false }, api.listener);
@@ -107,7 +135,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   // The gateway takes the 'upgrade' events of /v1/ws and registers its own metrics (tickwire_ws_sessions and more).
   // A successful hello is an authentication too: it sets the device's lastSeenAt in device lists [IDN-23].
-  const gateway = attachGateway(server, ctx, { onAuthenticated: (device, at) => api.deps.lastSeen.touch(device, at) });
+  const gateway = attachGateway(server, ctx, { onAuthenticated: (device, at) => api.deps.lastSeen.touch(device, at), bus });
 
   // [DLV-32] [DLV-33] Items older than retentionSec may go; sweep once a minute (and once at start).
   const expired = metrics.counter('tickwire_messages_expired_total', 'Queue items removed by retention expiry.');
@@ -130,6 +158,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   let address: AddressInfo;
   try {
+    // [DPL-1] Sessions are served only once this process is part of the service.
+    await gateway.ready;
     address = await listen(server, config.port, config.host);
   } catch (error) {
     await gateway.shutdown().catch(() => undefined);
@@ -138,7 +168,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   }
   const host = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
   const url = `${tls ? 'https' : 'http'}://${host}:${address.port}`;
-  log.info('server.listening', { url, dataDir: options.store ? undefined : resolve(config.dataDir), tls: Boolean(tls) });
+  log.info('server.listening', { url, dataDir: options.store || config.redisUrl !== undefined ? undefined : resolve(config.dataDir), tls: Boolean(tls) });
   if (config.testMutant) log.warn('server.test_mutant', { mutant: config.testMutant, note: 'deliberately broken, for testing the conformance suite only' });
 
   let closed: Promise<void> | undefined;

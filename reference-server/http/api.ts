@@ -5,7 +5,7 @@ import { routes } from '../../spec/index.ts';
 import type { ServerContext } from '../context.ts';
 import { accountEndpoints } from './accounts.ts';
 import type { ApiDeps } from './api-deps.ts';
-import { LastSeenBook } from './auth.ts';
+import { LastSeenBook, type SharedLastSeen } from './auth.ts';
 import { deviceEndpoints } from './devices.ts';
 import { METRICS_ROUTE, operationalEndpoints } from './health.ts';
 import { preKeyEndpoints } from './prekeys.ts';
@@ -15,6 +15,8 @@ import { Router, type RouteWithParams } from './router.ts';
 export interface HttpApiOptions {
   /** True once a graceful shutdown has begun: /healthz answers 503 and store failures become 503. */
   closing: () => boolean;
+  /** Shares device authentication times with the other processes of the service [IDN-23] (the session bus). */
+  lastSeenShared?: SharedLastSeen;
 }
 
 export interface HttpApi {
@@ -26,7 +28,7 @@ export interface HttpApi {
 export function createHttpApi(ctx: ServerContext, options: HttpApiOptions): HttpApi {
   const deps: ApiDeps = {
     ctx,
-    lastSeen: new LastSeenBook(),
+    lastSeen: new LastSeenBook(options.lastSeenShared),
     rateLimits: createHttpRateLimits(ctx.config, ctx.now),
     closing: options.closing,
   };

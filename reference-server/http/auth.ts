@@ -51,18 +51,36 @@ export function parseBasicAuth(header: string | undefined): BasicCredentials | u
  */
 const DUMMY_DIGEST = hashSecret('tickwire-dummy-secret-for-unknown-devices-000000');
 
+/** Authentication times as the other processes of a service see them (the session bus, cluster/bus.ts). */
+export interface SharedLastSeen {
+  deviceSeen(device: DeviceAddress, at: number): void;
+  devicesSeen(userId: string): Promise<Map<number, number>>;
+}
+
 /**
  * The time of each device's most recent successful authentication, for `lastSeenAt` in device lists [IDN-23].
  * Kept in memory: the Store interface has no member for it, so it is lost on restart (then omitted, as for a device
- * that has not authenticated since the restart).
+ * that has not authenticated since the restart). In a service of several processes the times are shared through
+ * `shared`, so that a list on one process shows an authentication on another [DPL-1].
  */
 export class LastSeenBook {
   private readonly seen = new Map<string, number>();
+  constructor(private readonly shared?: SharedLastSeen) {}
   touch(device: DeviceAddress, at: number): void {
     this.seen.set(key(device), at);
+    this.shared?.deviceSeen(device, at);
   }
   get(device: DeviceAddress): number | undefined {
     return this.seen.get(key(device));
+  }
+  /** deviceId → latest authentication time, for every device of the user known here or to the other processes. */
+  async ofUser(userId: string, deviceIds: readonly number[]): Promise<Map<number, number>> {
+    const out = this.shared ? await this.shared.devicesSeen(userId) : new Map<number, number>();
+    for (const deviceId of deviceIds) {
+      const local = this.seen.get(key({ userId, deviceId }));
+      if (local !== undefined && local > (out.get(deviceId) ?? -Infinity)) out.set(deviceId, local);
+    }
+    return out;
   }
   forget(device: DeviceAddress): void {
     this.seen.delete(key(device));

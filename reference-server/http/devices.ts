@@ -63,13 +63,16 @@ export function deviceEndpoints(deps: ApiDeps): Endpoint[] {
         const account = await ctx.store.getAccount(address.userId);
         if (!account) throw new ProtocolError('UNAUTHORIZED', 'valid device credentials are required');
         const ids = [...account.deviceIds].sort((a, b) => a - b);
-        const records = await Promise.all(ids.map((deviceId) => ctx.store.getDevice({ userId: address.userId, deviceId })));
+        const [records, seen] = await Promise.all([
+          Promise.all(ids.map((deviceId) => ctx.store.getDevice({ userId: address.userId, deviceId }))),
+          deps.lastSeen.ofUser(address.userId, ids),
+        ]);
         const devices: DeviceInfo[] = [];
         for (const record of records) {
           if (!record) continue; // deleted between the two reads
           const info: DeviceInfo = { deviceId: record.deviceId, name: record.name, createdAt: record.createdAt };
           // [IDN-23] lastSeenAt only when the device has authenticated since it was created.
-          const lastSeenAt = deps.lastSeen.get(record);
+          const lastSeenAt = seen.get(record.deviceId);
           if (lastSeenAt !== undefined) info.lastSeenAt = lastSeenAt;
           devices.push(info);
         }

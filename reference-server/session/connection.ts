@@ -25,7 +25,8 @@ import { StoreUnavailableError } from '../store/errors.ts';
 import { claimedSender, type MutantName } from '../mutants.ts';
 import { FrameWriter, type WriterThresholds } from './frame-writer.ts';
 import { Keepalive } from './keepalive.ts';
-import type { RegisteredSession, SessionRegistry } from './registry.ts';
+import type { SessionRegistry } from './registry.ts';
+import type { ClaimingSession, SessionClaims } from './claims.ts';
 import type { SessionMetrics } from './session-metrics.ts';
 import { hold } from '../auth-throttle.ts';
 
@@ -34,6 +35,10 @@ export type ConnectionState = 'awaiting-hello' | 'authenticating' | 'open' | 'cl
 export interface ConnectionServices {
   ctx: ServerContext;
   registry: SessionRegistry<Connection>;
+  /** [DLV-34] Claims of a device's session across the processes of the service. */
+  claims: SessionClaims<Connection>;
+  /** [DLV-10] The highest seq of a device's queue delivered by any process of the service (cluster/bus.ts). */
+  deliveredMark: (device: DeviceAddress) => Promise<number>;
   presence: PresenceService<Connection>;
   memory: DeliveryMemory;
   metrics: SessionMetrics;
@@ -50,11 +55,17 @@ const REQUEST_TYPES = new Set(['hello', 'send', 'receipt', 'subscribe_presence',
 /** [SEC-9] A hello naming no device still costs one hash and one comparison. */
 const DUMMY_DIGEST = hashSecret('tickwire-dummy-secret-for-unknown-devices-000000');
 
-export class Connection implements RegisteredSession, PresenceSession {
+export class Connection implements ClaimingSession, PresenceSession {
   private state: ConnectionState = 'awaiting-hello';
   /** The device the hello named; the authenticated device once the state is open [AUT-8]. */
   address: DeviceAddress = { userId: '', deviceId: 0 };
   sessionId: string | undefined;
+  /** [DLV-34] The claim on the device this session holds (or tried to), once numbered by the session bus. */
+  claim: number | undefined;
+  /** Whether a claim was asked for: it is released when the connection closes. */
+  private claimTried = false;
+  /** [DPL-3] A shutdown began: frames received from now on are not processed, earlier requests are answered. */
+  private draining = false;
   private readonly writer: FrameWriter;
   private pump: DeliveryPump | undefined;
   /** Requests received and not yet answered [TRN-37]. */
@@ -165,6 +176,9 @@ export class Connection implements RegisteredSession, PresenceSession {
   }
 
   private inOpen(data: RawData, isBinary: boolean): void {
+    // [DPL-4] Frames that arrive once the process has begun to leave have no effect; the client resends them to the
+    // process it reconnects to [MSG-19].
+    if (this.draining) return;
     const value = this.parse(data, isBinary);
     if (value === undefined) return;
     const check = checkClientFrame(value);
@@ -290,7 +304,7 @@ export class Connection implements RegisteredSession, PresenceSession {
   // Authentication (section 2.9)
 
   private async authenticate(hello: HelloFrame): Promise<void> {
-    const { ctx, registry } = this.services;
+    const { ctx, claims } = this.services;
     const address = this.address;
     const device = await ctx.store.getDevice(address);
     // [AUT-2] [AUT-3] SHA-256 of the secret against the stored digest, without an early exit; [SEC-9] a dummy
@@ -305,12 +319,25 @@ export class Connection implements RegisteredSession, PresenceSession {
       this.fail(new ProtocolError('AUTH_FAILED', 'wrong credentials'), hello.id);
       return;
     }
+    // [DLV-34] The old session of the device, on this process or on another of the service [DPL-2], gets
+    // SESSION_REPLACED and its close before this welcome; if a newer hello of the device won meanwhile, this one is
+    // the session replaced.
+    this.claimTried = true;
+    const won = await claims.claim(this);
+    if (this.state !== 'authenticating') return;
+    if (!won) {
+      this.replaced();
+      return;
+    }
     const limits = ctx.config.limits;
     // B (section 4.8) is the queue when welcome is sent: its last seq is read right before welcome.
-    const [backlogLast, prekeys] = await Promise.all([
+    const [backlogLast, prekeys, deliveredMark] = await Promise.all([
       ctx.store.lastSeq(address),
       limits.prekeyLowWater > 0 ? ctx.store.countOneTimePreKeys(address) : Promise.resolve(Infinity),
+      this.services.deliveredMark(address),
     ]);
+    // [DLV-10] What other processes delivered of this queue counts as delivered before.
+    this.services.memory.learn(address, deliveredMark);
     if (this.state !== 'authenticating') return;
     if (this.removedWhileAuthenticating) {
       this.fail(new ProtocolError('AUTH_FAILED', 'wrong credentials'), hello.id);
@@ -332,8 +359,6 @@ export class Connection implements RegisteredSession, PresenceSession {
       onFatal: (error) => this.internalError(error),
       mutant: this.mutant,
     });
-    // [DLV-34] The old session of the device gets SESSION_REPLACED and its close before this welcome.
-    registry.claim(this);
     this.state = 'open';
     const now = ctx.now();
     // [AUT-13] [AUT-14] [LIM-1]
@@ -384,9 +409,26 @@ export class Connection implements RegisteredSession, PresenceSession {
     this.fail(new ProtocolError('SESSION_REPLACED', 'a newer session of this device authenticated'));
   }
 
-  /** [KAL-13] A deliberate shutdown. */
-  shutdown(): void {
-    this.fail(new ProtocolError('SERVER_RESTART', 'the server is shutting down'));
+  /**
+   * [KAL-13] [DPL-3] A deliberate shutdown: frames received from now on are not processed and no further item is
+   * delivered; the requests already received are processed and answered (a send whose effect is or will be durable
+   * gets its send_ok), then the session ends with SERVER_RESTART and close 1012. `drainMs` bounds the wait.
+   */
+  shutdown(drainMs = 0): void {
+    if (this.state !== 'open' || drainMs <= 0) {
+      this.fail(new ProtocolError('SERVER_RESTART', 'the server is shutting down'));
+      return;
+    }
+    if (this.draining) return;
+    this.draining = true;
+    this.pump?.stop();
+    const restart = () => this.fail(new ProtocolError('SERVER_RESTART', 'the server is shutting down'));
+    const timer = setTimeout(restart, drainMs);
+    // The chain may still queue send answers; wait for it first, then for the answers.
+    void this.chain.then(() => this.sendAnswers).then(() => {
+      clearTimeout(timer);
+      restart();
+    });
   }
 
   terminate(): void {
@@ -491,9 +533,10 @@ export class Connection implements RegisteredSession, PresenceSession {
           .catch(() => undefined);
       }
       this.services.presence.dropSession(this);
-      this.services.registry.release(this);
       this.services.ctx.log.info('session.closed', { sessionId: this.sessionId, userId: this.address.userId, deviceId: this.address.deviceId, code, reason });
     }
+    // [PRS-2] The claim goes with the connection: the user may go offline.
+    if (this.claimTried) this.services.claims.release(this);
     this.services.onClosed(this);
     this.markClosed();
   }
