@@ -18,7 +18,10 @@ requirement IDs of spec/PROTOCOL.md; MUST-level cases decide the exit code, SHOU
 temporary data directory, with ${BUILT_IN_SERVER_ARGS.join(' ')}) and stops it afterwards.
 
 Server:
-  --url <url>              the server under test, e.g. http://127.0.0.1:8080 (the WebSocket is <url>/v1/ws)
+  --url <url>              the server under test, e.g. http://127.0.0.1:8080 (the WebSocket is <url>/v1/ws);
+                           repeat it for a service of several processes or hosts sharing one store (PROTOCOL.md 6.6):
+                           each case then opens its connections and sends its HTTP requests to the URLs in turn,
+                           from a starting point that --seed fixes, so that its users talk across processes
   --restart-cmd <cmd>      shell command that crashes and restarts the server under test, keeping its data (kill -9
                            is the honest test of durability); the cases that need it check that nothing ACKed is
                            lost and are NOT-RUN without it (the built-in reference server is killed with SIGKILL)
@@ -30,7 +33,8 @@ Server:
                            no send is ACKed while storage is down (the built-in server: prlimit cuts its file size
                            limit to one byte)
   --heal-cmd <cmd>         shell command that undoes --fault-cmd
-  --ready-url <url>        polled after either restart command until it answers 200 (default <url>/healthz)
+  --ready-url <url>        polled after either restart command until it answers 200 (default <url>/healthz of
+                           every --url); repeatable
 
 Selection:
   --grep <regex>           run cases whose id or title matches (repeatable)
@@ -62,12 +66,13 @@ the suite waits out each 429 RATE_LIMITED and the run takes much longer.
 Exit codes: 0 every required case passed, 1 a required case failed, 2 bad arguments or the server is unreachable.`;
 
 interface Parsed {
-  url?: string;
+  /** Every --url, in order (empty: the built-in reference server). */
+  urls: string[];
   restartCmd?: string;
   gracefulRestartCmd?: string;
   faultCmd?: string;
   healCmd?: string;
-  readyUrl?: string;
+  readyUrls: string[];
   selection: Selection;
   list: boolean;
   concurrency: number;
@@ -85,7 +90,7 @@ function positiveInt(text: string | undefined, flag: string): number {
 }
 
 export function parseArgs(args: string[]): Parsed {
-  const parsed: Parsed = { selection: {}, list: false, concurrency: 4, timeoutMs: 10_000, strict: false, seed: randomSeed(), reporters: [] };
+  const parsed: Parsed = { urls: [], readyUrls: [], selection: {}, list: false, concurrency: 4, timeoutMs: 10_000, strict: false, seed: randomSeed(), reporters: [] };
   const push = (key: keyof Selection, value: string, split: boolean) => {
     const values = split ? value.split(',').map((v) => v.trim()).filter(Boolean) : [value];
     (parsed.selection[key] ??= []).push(...values);
@@ -104,14 +109,14 @@ export function parseArgs(args: string[]): Parsed {
       case '--url': {
         const url = value();
         if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError(`--url must be an http:// or https:// URL (got '${url}')`);
-        parsed.url = url.replace(/\/+$/, '');
+        parsed.urls.push(url.replace(/\/+$/, ''));
         break;
       }
       case '--restart-cmd': parsed.restartCmd = value(); break;
       case '--graceful-restart-cmd': parsed.gracefulRestartCmd = value(); break;
       case '--fault-cmd': parsed.faultCmd = value(); break;
       case '--heal-cmd': parsed.healCmd = value(); break;
-      case '--ready-url': parsed.readyUrl = value(); break;
+      case '--ready-url': parsed.readyUrls.push(value()); break;
       case '--grep': push('grep', value(), false); break;
       case '--exclude': push('exclude', value(), false); break;
       case '--section': push('section', value(), true); break;
@@ -140,10 +145,10 @@ export function parseArgs(args: string[]): Parsed {
     }
   }
   const restartCmd = parsed.restartCmd !== undefined || parsed.gracefulRestartCmd !== undefined;
-  if (parsed.readyUrl !== undefined && !restartCmd) throw new UsageError('--ready-url goes with --restart-cmd or --graceful-restart-cmd');
-  if (restartCmd && parsed.url === undefined) throw new UsageError('--restart-cmd and --graceful-restart-cmd need --url (the built-in server restarts itself)');
+  if (parsed.readyUrls.length > 0 && !restartCmd) throw new UsageError('--ready-url goes with --restart-cmd or --graceful-restart-cmd');
+  if (restartCmd && parsed.urls.length === 0) throw new UsageError('--restart-cmd and --graceful-restart-cmd need --url (the built-in server restarts itself)');
   if ((parsed.faultCmd === undefined) !== (parsed.healCmd === undefined)) throw new UsageError('--fault-cmd and --heal-cmd go together');
-  if (parsed.faultCmd !== undefined && parsed.url === undefined) throw new UsageError('--fault-cmd needs --url (the built-in server is faulted with prlimit)');
+  if (parsed.faultCmd !== undefined && parsed.urls.length === 0) throw new UsageError('--fault-cmd needs --url (the built-in server is faulted with prlimit)');
   for (const id of parsed.selection.requirement ?? []) if (!/^[A-Z]{2,4}-[1-9][0-9]*$/.test(id)) throw new UsageError(`--requirement '${id}' is not a requirement ID such as DLV-12`);
   if (parsed.reporters.length === 0) parsed.reporters.push({ name: 'terminal' });
   if (parsed.output !== undefined) {
@@ -174,7 +179,7 @@ async function runConformance(args: string[]): Promise<number> {
   if (selected.length === 0) throw new UsageError('the selection matches no case (see --list)');
 
   let server: ReferenceServer | undefined;
-  let url = parsed.url;
+  let url = parsed.urls[0];
   let restarter: Restarter | undefined;
   let faulter: Faulter | undefined;
   if (url === undefined) {
@@ -190,16 +195,18 @@ async function runConformance(args: string[]): Promise<number> {
     if (await ReferenceServer.canFault()) faulter = server;
   } else if (parsed.restartCmd !== undefined || parsed.gracefulRestartCmd !== undefined) {
     const commands = { ...(parsed.restartCmd !== undefined ? { crash: parsed.restartCmd } : {}), ...(parsed.gracefulRestartCmd !== undefined ? { graceful: parsed.gracefulRestartCmd } : {}) };
-    restarter = new CommandRestarter(commands, parsed.readyUrl ?? `${url}/healthz`);
+    restarter = new CommandRestarter(commands, parsed.readyUrls.length > 0 ? parsed.readyUrls : parsed.urls.map((u) => `${u}/healthz`));
   }
   if (parsed.faultCmd !== undefined && parsed.healCmd !== undefined) faulter = new CommandFaulter(parsed.faultCmd, parsed.healCmd);
 
   const terminalToStdout = parsed.reporters.some((r) => r.name === 'terminal' && r.file === undefined);
   const color = Boolean(process.stdout.isTTY) && !process.env['NO_COLOR'];
   try {
-    if (terminalToStdout) console.log(`tickwire conformance: ${selected.length} cases against ${url}${server ? ' (built-in reference server)' : ''}, seed ${parsed.seed}`);
+    const against = parsed.urls.length > 1 ? `one service at ${parsed.urls.join(', ')}` : url;
+    if (terminalToStdout) console.log(`tickwire conformance: ${selected.length} cases against ${against}${server ? ' (built-in reference server)' : ''}, seed ${parsed.seed}`);
     const report = await run(selected, {
       url,
+      ...(parsed.urls.length > 1 ? { urls: parsed.urls } : {}),
       concurrency: parsed.concurrency,
       timeoutMs: parsed.timeoutMs,
       strict: parsed.strict,

@@ -33,6 +33,11 @@ export interface Faulter {
 /** What every case of one run shares. */
 export interface SuiteEnv {
   url: string;
+  /**
+   * Every URL of the service under test when there are several (`--url A --url B`), `url` first: each case spreads
+   * its WebSocket connections and HTTP requests over them in turn (DPL-1). Absent, or one URL: everything goes to `url`.
+   */
+  urls?: readonly string[];
   seed: number;
   restarter?: Restarter;
   faulter?: Faulter;
@@ -83,6 +88,10 @@ export class CaseContext {
   private faulted = false;
   private readonly startedAt: number;
   private budgetApplied = false;
+  /** The service's URLs and one HTTP client for each; `turn` picks the next (see `nextUrl`). */
+  private readonly urls: readonly string[];
+  private readonly apis: readonly HttpApi[];
+  private turn: number;
 
   /** `budgetMs`: the case's own budget from the advertised limits (ConformanceCase.budgetMs), applied at its first welcome. */
   constructor(
@@ -97,10 +106,30 @@ export class CaseContext {
     this.deadline = start + timeoutMs;
     this.material = new Material(new Rng(caseSeed(env.seed, caseId)));
     this.api = new HttpApi(env.url);
+    this.urls = env.urls && env.urls.length > 1 ? env.urls : [env.url];
+    this.apis = this.urls.map((url) => (url === env.url ? this.api : new HttpApi(url)));
+    // Where the rotation starts depends on the run seed and the case, so a replay with --seed spreads alike.
+    this.turn = caseSeed(env.seed, caseId) % this.urls.length;
   }
 
+  /** The first URL of the service under test (`--url`). */
   get url(): string {
     return this.env.url;
+  }
+
+  /**
+   * The URL for the next connection or HTTP request of the case: with several URLs (one service, DPL-1) each takes the
+   * next in turn, so that a case's sender and recipient sit on different processes; with one, always that one.
+   */
+  private nextUrl(): number {
+    const index = this.turn % this.urls.length;
+    this.turn++;
+    return index;
+  }
+
+  /** Whether the run spreads the case over several URLs (transcripts then name the URL of each exchange). */
+  private get spread(): boolean {
+    return this.urls.length > 1;
   }
 
   /** Milliseconds left for the case, at least 1. */
@@ -162,8 +191,10 @@ export class CaseContext {
   async http<T = unknown>(route: string, options: CallOptions = {}): Promise<HttpResult<T>> {
     const spec = this.api.route(route);
     const what = `${spec.method} ${spec.path}`;
-    this.transcript.add('http', 'sent', options.body === undefined ? what : { request: what, params: options.params, body: options.body });
-    const result = await this.api.call<T>(route, { timeoutMs: this.remaining(), ...options }).catch((error: unknown) => this.httpFailed(error, what));
+    const api = this.apis[this.nextUrl()]!;
+    const sent = this.spread ? `${spec.method} ${api.baseUrl}${spec.path}` : what;
+    this.transcript.add('http', 'sent', options.body === undefined ? sent : { request: sent, params: options.params, body: options.body });
+    const result = await api.call<T>(route, { timeoutMs: this.remaining(), ...options }).catch((error: unknown) => this.httpFailed(error, what));
     this.transcript.add('http', 'received', { status: result.status, body: result.body });
     this.checkHttp(result, what);
     return result;
@@ -172,8 +203,10 @@ export class CaseContext {
   /** Any method and path (negative tests); error bodies are checked against http/error.json (ERR-1). */
   async raw<T = unknown>(method: string, path: string, options: CallOptions = {}): Promise<HttpResult<T>> {
     const what = `${method} ${path}`;
-    this.transcript.add('http', 'sent', options.body === undefined ? what : { request: what, body: typeof options.body === 'string' ? options.body.slice(0, 300) : options.body });
-    const result = await this.api.raw<T>(method, path, { timeoutMs: this.remaining(), ...options }).catch((error: unknown) => this.httpFailed(error, what));
+    const api = this.apis[this.nextUrl()]!;
+    const sent = this.spread ? `${method} ${api.baseUrl}${path}` : what;
+    this.transcript.add('http', 'sent', options.body === undefined ? sent : { request: sent, body: typeof options.body === 'string' ? options.body.slice(0, 300) : options.body });
+    const result = await api.raw<T>(method, path, { timeoutMs: this.remaining(), ...options }).catch((error: unknown) => this.httpFailed(error, what));
     this.transcript.add('http', 'received', { status: result.status, body: result.body });
     if (result.status >= 400 && result.issues.length === 0) {
       const check = validate('http/error.json', result.body);
@@ -243,10 +276,11 @@ export class CaseContext {
   async open(options: { protocols?: string[]; label?: string } & ConnectionOptions = {}): Promise<Session> {
     const label = `${options.label ?? 'anon'}#${++this.connectionCount}`;
     const openedAt = this.transcript.now();
-    this.transcript.add(label, 'note', `open ${options.protocols ? `offering [${options.protocols.join(', ')}]` : ''}`.trim());
+    const url = this.urls[this.nextUrl()]!;
+    this.transcript.add(label, 'note', `open${this.spread ? ` on ${url}` : ''} ${options.protocols ? `offering [${options.protocols.join(', ')}]` : ''}`.trim());
     let conn: Connection;
     try {
-      conn = await Connection.open(this.url, {
+      conn = await Connection.open(url, {
         transcript: true,
         handshakeTimeoutMs: this.remaining(),
         ...(options.protocols ? { protocols: options.protocols } : {}),

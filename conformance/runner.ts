@@ -19,6 +19,8 @@ export interface Selection {
 
 export interface RunOptions {
   url: string;
+  /** Several URLs of one service (`url` first): each case spreads its connections and HTTP requests over them. */
+  urls?: readonly string[];
   concurrency: number;
   timeoutMs: number;
   strict: boolean;
@@ -59,6 +61,8 @@ export interface RunReport {
   /** Version of this report's shape (see conformance/README.md); bumped on incompatible change. */
   formatVersion: 1;
   url: string;
+  /** Every URL of the service, `url` first; only when there were several. */
+  urls?: string[];
   startedAt: string;
   durationMs: number;
   options: { strict: boolean; concurrency: number; timeoutMs: number; seed: number; restart: boolean; storageFault: boolean };
@@ -106,6 +110,12 @@ export async function reachable(url: string, timeoutMs = 3000): Promise<boolean>
   } catch {
     return false;
   }
+}
+
+/** The first of `urls` that does not answer HTTP, or undefined when every one does. */
+async function unreachable(urls: readonly string[]): Promise<string | undefined> {
+  const answers = await Promise.all(urls.map((url) => reachable(url)));
+  return urls[answers.indexOf(false)];
 }
 
 function isNetworkError(error: unknown): boolean {
@@ -159,7 +169,10 @@ async function runOne(c: ConformanceCase, env: SuiteEnv, options: RunOptions): P
   if (error instanceof CaseUnsupported) return { ...base, verdict: 'UNSUPPORTED', reason: error.reason, durationMs };
   if (error instanceof CaseNotRun) return { ...base, verdict: 'NOT-RUN', reason: error.reason, durationMs };
   if (error instanceof CaseFailure) return { ...base, verdict: failedVerdict, failure: failureInfo(error), ...withTranscript };
-  if (isNetworkError(error) && !(await reachable(env.url))) throw new ServerUnreachable(`server at ${env.url} stopped answering during ${c.id}: ${(error as Error).message}`);
+  if (isNetworkError(error)) {
+    const dead = await unreachable(env.urls ?? [env.url]);
+    if (dead !== undefined) throw new ServerUnreachable(`server at ${dead} stopped answering during ${c.id}: ${(error as Error).message}`);
+  }
   // Anything else is an unexpected error of the case against this server: a failure citing the case's first requirement.
   const primary = c.requirements[0]!;
   const failure = new CaseFailure(primary, 'the case to run to completion', `${(error as Error).name}: ${(error as Error).message}`, c.id);
@@ -174,7 +187,9 @@ function failureInfo(f: CaseFailure): FailureInfo {
 export async function run(cases: readonly ConformanceCase[], options: RunOptions): Promise<RunReport> {
   const startedAt = new Date();
   const t0 = performance.now();
-  const env: SuiteEnv = { url: options.url, seed: options.seed, rateLimitWaitMs: 0, ...(options.modelRuns ? { modelRuns: options.modelRuns } : {}), ...(options.restarter ? { restarter: options.restarter } : {}), ...(options.faulter ? { faulter: options.faulter } : {}) };
+  const urls = options.urls && options.urls.length > 1 ? [...options.urls] : undefined;
+  if (urls && urls[0] !== options.url) throw new RangeError(`urls must start with url (${options.url})`);
+  const env: SuiteEnv = { url: options.url, ...(urls ? { urls } : {}), seed: options.seed, rateLimitWaitMs: 0, ...(options.modelRuns ? { modelRuns: options.modelRuns } : {}), ...(options.restarter ? { restarter: options.restarter } : {}), ...(options.faulter ? { faulter: options.faulter } : {}) };
   const results = new Map<string, CaseResult>();
   let aborted: string | undefined;
   let done = 0;
@@ -182,7 +197,8 @@ export async function run(cases: readonly ConformanceCase[], options: RunOptions
     results.set(result.id, result);
     options.onResult?.(result, ++done, cases.length);
   };
-  if (!(await reachable(options.url))) aborted = `server at ${options.url} is unreachable`;
+  const dead = await unreachable(urls ?? [options.url]);
+  if (dead !== undefined) aborted = `server at ${dead} is unreachable`;
 
   // A case that restarts the server or breaks its storage would disturb every case running beside it, so those run
   // alone, at the end. (One whose needs cannot be met is NOT-RUN at once and may as well go with the others.)
@@ -220,6 +236,7 @@ export async function run(cases: readonly ConformanceCase[], options: RunOptions
     tool: 'tickwire-conformance',
     formatVersion: 1,
     url: options.url,
+    ...(urls ? { urls } : {}),
     startedAt: startedAt.toISOString(),
     durationMs: Math.round(performance.now() - t0),
     options: { strict: options.strict, concurrency: options.concurrency, timeoutMs: options.timeoutMs, seed: options.seed, restart: Boolean(options.restarter), storageFault: Boolean(options.faulter) },

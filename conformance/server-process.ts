@@ -172,16 +172,19 @@ export class ReferenceServer implements Restarter, Faulter {
 
 /**
  * Restarts an external server with a shell command per kind (`--restart-cmd` for a crash, `--graceful-restart-cmd`
- * for a deliberate restart), then polls `readyUrl` until it answers 200.
+ * for a deliberate restart), then polls each ready URL (one per process or host of the service) until it answers 200.
  */
 export class CommandRestarter implements Restarter {
   readonly kinds: ReadonlySet<RestartKind>;
+  private readonly readyUrls: readonly string[];
   constructor(
     private readonly commands: Partial<Record<RestartKind, string>>,
-    private readonly readyUrl: string,
+    readyUrl: string | readonly string[],
     private readonly timeoutMs = 60_000,
   ) {
     this.kinds = new Set((Object.keys(commands) as RestartKind[]).filter((k) => commands[k] !== undefined));
+    this.readyUrls = typeof readyUrl === 'string' ? [readyUrl] : readyUrl;
+    if (this.readyUrls.length === 0) throw new RangeError('CommandRestarter needs a ready URL');
   }
 
   async restart(kind: RestartKind): Promise<void> {
@@ -189,17 +192,22 @@ export class CommandRestarter implements Restarter {
     if (command === undefined) throw new RangeError(`no command for a ${kind} restart`);
     await runCommand(command, kind === 'crash' ? '--restart-cmd' : '--graceful-restart-cmd');
     const deadline = performance.now() + this.timeoutMs;
-    while (performance.now() < deadline) {
-      try {
-        const response = await fetch(this.readyUrl, { signal: AbortSignal.timeout(2000) });
-        await response.arrayBuffer();
-        if (response.status === 200) return;
-      } catch {
-        // not up yet
+    for (const readyUrl of this.readyUrls) {
+      while (!(await answers200(readyUrl))) {
+        if (performance.now() >= deadline) throw new ServerStartError(`${readyUrl} did not answer 200 within ${this.timeoutMs} ms after --restart-cmd`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    throw new ServerStartError(`${this.readyUrl} did not answer 200 within ${this.timeoutMs} ms after --restart-cmd`);
+  }
+}
+
+async function answers200(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await response.arrayBuffer();
+    return response.status === 200;
+  } catch {
+    return false; // not up yet
   }
 }
 

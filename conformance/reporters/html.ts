@@ -42,7 +42,7 @@ export function renderHtml(report: RunReport): string {
     '<html lang="en"><head><meta charset="utf-8"><title>Tickwire conformance report</title>',
     `<style>${CSS}</style></head><body>`,
     `<h1>Tickwire conformance: <span class="${report.exitCode === 0 ? 'OK' : 'FAILED'}">${report.exitCode === 0 ? 'PASS' : 'FAIL'}</span></h1>`,
-    `<p>Server <code>${esc(report.url)}</code>, ${esc(report.startedAt)}, ${(report.durationMs / 1000).toFixed(1)} s, seed ${report.options.seed}${report.options.strict ? ', strict' : ''}.</p>`,
+    `<p>${report.urls ? `One service at ${report.urls.map((u) => `<code>${esc(u)}</code>`).join(', ')}` : `Server <code>${esc(report.url)}</code>`}, ${esc(report.startedAt)}, ${(report.durationMs / 1000).toFixed(1)} s, seed ${report.options.seed}${report.options.strict ? ', strict' : ''}.</p>`,
     report.aborted ? `<p class="FAILED"><b>Aborted:</b> ${esc(report.aborted)}</p>` : '',
     '<table><tr><th>Cases</th><th class="OK">OK</th><th class="FAILED">FAILED</th><th class="NON-STRICT">NON-STRICT</th><th class="UNSUPPORTED">UNSUPPORTED</th><th class="NOT-RUN">NOT-RUN</th></tr>',
     `<tr><td>${s.total}</td><td>${s.OK}</td><td>${s.FAILED}</td><td>${s['NON-STRICT']}</td><td>${s.UNSUPPORTED}</td><td>${s['NOT-RUN']}</td></tr></table>`,

@@ -51,6 +51,8 @@ export class ServeProcess {
     const serve = new ServeProcess(child);
     const orphanGuard = () => child.kill('SIGKILL');
     process.once('exit', orphanGuard);
+    // A test that restarts servers many times would otherwise pile up one 'exit' listener per process it ever started.
+    child.once('exit', () => process.off('exit', orphanGuard));
     t.teardown(async () => {
       process.off('exit', orphanGuard);
       await serve.stop();
