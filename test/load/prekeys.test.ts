@@ -12,6 +12,10 @@ import { httpFailures, mergeHttpFigures, PrekeyLedger, type HttpFigures } from '
 import type { LoadReport } from '../../load/report.ts';
 import { LoadServer, TICKWIRE_BIN } from '../../load/server-process.ts';
 
+// Several load runs, each with its own server and worker processes: ~100 s alone, more than the default file timeout
+// when other jobs share the 2 cores. Nothing here measures speed.
+t.setTimeout(600_000);
+
 const dir = mkdtempSync(join(tmpdir(), 'tickwire-load-prekeys-test-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
