@@ -176,10 +176,11 @@ interface Run {
 }
 
 /** Runs `node bin/tickwire.js load <args> --url --quiet --output` against `deployment`, sampling every process. */
-async function runLoad(deployment: Deployment, args: string[], dir: string, label: string, deadlineMs: number): Promise<Run> {
+async function runLoad(children: Children, deployment: Deployment, args: string[], dir: string, label: string, deadlineMs: number): Promise<Run> {
   const output = join(dir, `${label}.json`);
   const full = [...args, '--url', deployment.server.url, '--quiet', '--output', output];
   const child = spawn(process.execPath, [TICKWIRE_BIN, 'load', ...full], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  void children.track(`tickwire-load-${label}`, child);
   const sampler = new ClusterSampler({ server: deployment.server.pid, tool: child.pid!, ...(deployment.redis ? { redis: deployment.redis.pid } : {}) });
   sampler.start();
   let stdout = '';
@@ -338,7 +339,7 @@ export interface RungFigures {
   limitedBy: string;
 }
 
-type Rung = { rate: number; ratios?: Partial<Record<Target, { achievedRate?: number; p50?: number; p99?: number }>>; skipped?: Partial<Record<Target, string>> } & Partial<Record<Target, RungFigures>>;
+type Rung = { rate: number; ratios?: Partial<Record<Target, { achievedRate?: number; deliveredRate?: number; p50?: number; p99?: number }>>; skipped?: Partial<Record<Target, string>> } & Partial<Record<Target, RungFigures>>;
 
 type Results = Record<string, unknown> & {
   sessions?: SessionFigures;
@@ -370,6 +371,14 @@ async function main(argv: string[]): Promise<number> {
   const cores = cpus().length;
   const started = performance.now();
   const children = new Children();
+  // Stopped from outside (a test's timeout, ^C): stop Redis and the servers by PID and remove the temporary
+  // directories before going, rather than leave them behind.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      console.error(`bench:cluster: ${signal}, stopping its processes`);
+      void children.stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
   const progress = (message: string) => console.error(`[${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}`);
   const limits = fileLimit();
   const results: Results = {
@@ -439,7 +448,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       deployment = await deploy(label, o.serverWorkers);
       const args = ['connections', '--count', String(o.sessions), '--rate', String(o.connectRate), '--duration', `${rampMs + o.holdSeconds * 1000}ms`, '--workers', String(o.loadWorkers), '--setup-timeout', `${o.setupTimeoutSeconds}s`, ...(o.localAddress !== undefined ? ['--local-address', o.localAddress] : [])];
-      const run = await runLoad(deployment, args, dir, label, o.setupTimeoutSeconds * 2000 + rampMs + o.holdSeconds * 1000 + 180_000);
+      const run = await runLoad(children, deployment, args, dir, label, o.setupTimeoutSeconds * 2000 + rampMs + o.holdSeconds * 1000 + 180_000);
       keep(label);
       const redisAfter = await info(deployment.redis);
       const figures = sessionFigures(run, deployment, redisAfter);
@@ -536,7 +545,8 @@ async function main(argv: string[]): Promise<number> {
       },
       openFiles: { serverWorkers: openServer, redis: openRedis, ...(limits ? { limitPerProcess: limits.soft } : {}) },
       cpu,
-      limitedBy: limiterOf(cpu, cores),
+      // Every session asked for was held: the figure is the target, the CPU verdict says how close the ramp ran.
+      limitedBy: held === o.sessions ? `not limited: the target (${num(o.sessions)}) was held; the ramp at ${num(o.connectRate)}/s used ${limiterOf(cpu, cores)}` : limiterOf(cpu, cores),
       notes,
     };
   }
@@ -598,7 +608,7 @@ async function main(argv: string[]): Promise<number> {
           deployment = await deploy(label, workersOf[target]);
           results.pairs.targets[target] = deployment.serverCommand.replace(/ --data-dir \S+/, '').replace(/redis:\/\/127\.0\.0\.1:\d+/, 'redis://127.0.0.1:PORT');
           const args = ['pairs', '--count', String(o.pairs), '--rate', String(rate), '--duration', `${o.rungSeconds}s`, ...(o.pairsLoadWorkers !== undefined ? ['--workers', String(o.pairsLoadWorkers)] : [])];
-          const run = await runLoad(deployment, args, dir, label, 600_000);
+          const run = await runLoad(children, deployment, args, dir, label, 600_000);
           keep(label);
           const figures = rungFigures(run, deployment, rate);
           rung[target] = figures;
@@ -616,7 +626,7 @@ async function main(argv: string[]): Promise<number> {
       for (const target of ['redis-1', 'redis-2'] as const) {
         const f = rung[target];
         if (!f || !base) continue;
-        rung.ratios[target] = { achievedRate: ratio(f.achievedRate, base.achievedRate), p50: ratio(f.sendToDelivery.p50, base.sendToDelivery.p50), p99: ratio(f.sendToDelivery.p99, base.sendToDelivery.p99) };
+        rung.ratios[target] = { achievedRate: ratio(f.achievedRate, base.achievedRate), deliveredRate: ratio(f.deliveredRate, base.deliveredRate), p50: ratio(f.sendToDelivery.p50, base.sendToDelivery.p50), p99: ratio(f.sendToDelivery.p99, base.sendToDelivery.p99) };
       }
     }
     // The highest rung under the target with every lower rung under it too: a ladder stops at its first miss.
@@ -727,7 +737,7 @@ function render(results: Results, o: ClusterBenchOptions): string {
       return `${num(f.deliveredRate)}/s, ${f.clean ? 'clean' : problems.map(([k, v]) => `${k} ${num(v)}`).join(' ') || 'FAIL'}${f.drainTimedOut ? ', drain timed out' : ''}`;
     };
     for (const rung of rungs) {
-      rows.push([`${num(rung.rate)}/s`, 'delivered/s, accounting', ...TARGETS.map((t) => cell(rung[t], rung.skipped?.[t])), `${times(rung.ratios?.['redis-1']?.achievedRate)} / ${times(rung.ratios?.['redis-2']?.achievedRate)}`]);
+      rows.push([`${num(rung.rate)}/s`, 'delivered/s, accounting', ...TARGETS.map((t) => cell(rung[t], rung.skipped?.[t])), `${times(rung.ratios?.['redis-1']?.deliveredRate)} / ${times(rung.ratios?.['redis-2']?.deliveredRate)}`]);
       rows.push(['', 'send→dlv p50 / p99 ms', ...TARGETS.map((t) => p2(rung[t]?.sendToDelivery)), `p99 ${times(rung.ratios?.['redis-1']?.p99)} / ${times(rung.ratios?.['redis-2']?.p99)}`]);
       rows.push(['', 'CPU: limited by', ...TARGETS.map((t) => shortCpu(rung[t]?.cpu, rung[t]?.limitedBy)), '']);
     }

@@ -147,7 +147,8 @@ export class ClusterSampler {
       for (const pid of treeOf(root)) {
         const stat = readStat(pid);
         if (!stat) continue;
-        const fds = withFds && (stat.node || role === 'redis') && role !== 'tool' ? countFds(pid) : undefined;
+        // Server workers and redis-server itself (not the child an AOF rewrite forks).
+        const fds = withFds && ((role === 'server' && stat.node) || (role === 'redis' && pid === root)) ? countFds(pid) : undefined;
         procs.push({ pid, role, root: pid === root, ...stat, ...(fds !== undefined ? { fds } : {}) });
       }
     }
