@@ -21,6 +21,7 @@ import { Children, PROJECT_ROOT, startTickwire, tempDirFor, type ServerProcess }
 import { ClusterSampler, type ClusterCpu } from './lib/cluster-sampler.ts';
 import { redisInfo, startRedis, type RedisProcess } from './lib/redis.ts';
 import { kb, ms, num, ratio, table, times } from './lib/report.ts';
+import { positive } from './lib/options.ts';
 
 const TICKWIRE_BIN = join(PROJECT_ROOT, 'bin/tickwire.js');
 /** The issue's latency target for the pairs ladder. */
@@ -80,12 +81,6 @@ export interface ClusterBenchOptions {
   only?: 'sessions' | 'pairs';
   reports?: string;
   out: string;
-}
-
-function positive(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^[1-9][0-9]*$/.test(value.replace(/_/g, ''))) throw new RangeError(`--${name} must be a positive integer (got '${value}')`);
-  return Number(value.replace(/_/g, ''));
 }
 
 function parseOptions(argv: string[]): ClusterBenchOptions | 'help' {

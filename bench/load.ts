@@ -19,6 +19,7 @@ import { Children, PROJECT_ROOT, startBareRelay, startTickwire, tempDirFor, type
 import { CpuSampler } from './lib/cpu-sampler.ts';
 import { kb, ms, num, ratio, table, times } from './lib/report.ts';
 import { limiterOf, type CpuShares } from './scenarios/context.ts';
+import { positive } from './lib/options.ts';
 
 const TICKWIRE_BIN = join(PROJECT_ROOT, 'bin/tickwire.js');
 /** The issue's latency target for the pairs ladder. */
@@ -57,12 +58,6 @@ export interface LoadBenchOptions {
   workers?: number;
   reports?: string;
   out: string;
-}
-
-function positive(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^[1-9][0-9]*$/.test(value.replace(/_/g, ''))) throw new RangeError(`--${name} must be a positive integer (got '${value}')`);
-  return Number(value.replace(/_/g, ''));
 }
 
 function parseOptions(argv: string[]): LoadBenchOptions | 'help' {

@@ -20,6 +20,7 @@ import { drainScenario, startupScenario } from './scenarios/backlog.ts';
 import type { BenchOptions, Context, ScenarioName } from './scenarios/context.ts';
 import { sessionsScenario } from './scenarios/sessions.ts';
 import { throughputScenario } from './scenarios/throughput.ts';
+import { positive } from './lib/options.ts';
 
 const DEFAULT_SEED = 20_251_127;
 const SCENARIOS: readonly ScenarioName[] = ['throughput', 'sessions', 'backlog'];
@@ -44,12 +45,6 @@ Writes bench/results/server.json (or --out) and prints a table.
   --seed N            seed of every id, key and payload (default ${DEFAULT_SEED})
   --out FILE          where to write the JSON (default bench/results/server.json)
 `;
-
-function positive(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^[1-9][0-9]*$/.test(value.replace(/_/g, ''))) throw new RangeError(`--${name} must be a positive integer (got '${value}')`);
-  return Number(value.replace(/_/g, ''));
-}
 
 function parseOptions(argv: string[]): BenchOptions | 'help' {
   const { values } = parseArgs({

@@ -5,6 +5,7 @@
 // only count as server or tool workers (tsx starts an esbuild helper below each of them: its CPU is counted, its
 // memory is not).
 import { readdirSync, readFileSync } from 'node:fs';
+import { readMachineTimes, treeOf } from './proc.ts';
 
 const SAMPLE_EVERY_MS = 250;
 /** Open files are counted less often: a worker holding 17,000 sockets has a large /proc/<pid>/fd to list. */
@@ -58,30 +59,6 @@ export interface RssReading {
   byPid: Record<string, number>;
 }
 
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tasks) {
-    try {
-      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) if (child.trim()) out.push(Number(child));
-    } catch {
-      // the task ended meanwhile
-    }
-  }
-  return out;
-}
-
-function treeOf(root: number): number[] {
-  const out = [root];
-  for (let i = 0; i < out.length; i++) out.push(...childrenOf(out[i]!));
-  return out;
-}
-
 /** CPU seconds, RSS and whether it is node, from /proc/<pid>/stat (one read); undefined once it has exited. */
 function readStat(pid: number): { cpuSeconds: number; rssBytes: number; node: boolean } | undefined {
   let stat: string;
@@ -94,19 +71,6 @@ function readStat(pid: number): { cpuSeconds: number; rssBytes: number; node: bo
   // Fields after the ')' start at field 3 (state): utime is field 14, stime 15, rss (pages) 24.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { cpuSeconds: (Number(rest[11]) + Number(rest[12])) / CLOCK_TICKS_PER_SECOND, rssBytes: Number(rest[21]) * PAGE_BYTES, node: name === 'node' || name.startsWith('node') };
-}
-
-/**
- * Busy CPU seconds of the whole machine (everything but idle and iowait) and, within them, interrupt handling (irq +
- * softirq: much of loopback TCP is processed there, charged to no process) and steal (a hypervisor's other guests).
- */
-function readMachine(): { busy: number; irq: number; steal: number } {
-  const first = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-  const [, ...fields] = first.trim().split(/\s+/);
-  const t = fields.map(Number);
-  // user nice system idle iowait irq softirq steal ...
-  const all = t.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { busy: (all - t[3]! - t[4]!) / CLOCK_TICKS_PER_SECOND, irq: (t[5]! + t[6]!) / CLOCK_TICKS_PER_SECOND, steal: (t[7] ?? 0) / CLOCK_TICKS_PER_SECOND };
 }
 
 function countFds(pid: number): number | undefined {
@@ -152,7 +116,7 @@ export class ClusterSampler {
         procs.push({ pid, role, root: pid === root, ...stat, ...(fds !== undefined ? { fds } : {}) });
       }
     }
-    this.samples.push({ at, machine: readMachine(), procs });
+    this.samples.push({ at, machine: readMachineTimes(), procs });
   }
 
   /** Cores used by each role between `from` and `to` (performance.now()); undefined with fewer than two samples. */

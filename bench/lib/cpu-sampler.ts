@@ -2,30 +2,10 @@
 // from /proc four times a second while a run goes on, so that the share of each over a window picked afterwards
 // (the load phase of a run, known only from its report) can be told: what limited a figure, the server, the load
 // tool or the machine's cores.
-import { readdirSync, readFileSync } from 'node:fs';
-import { readCpuSeconds, readMachineBusySeconds } from './proc.ts';
+import { childrenOf, readCpuSeconds, readMachineBusySeconds } from './proc.ts';
 import type { CpuShares } from '../scenarios/context.ts';
 
 const SAMPLE_EVERY_MS = 250;
-
-/** The live children of `pid`, from /proc/<pid>/task/<tid>/children (Linux 3.5+). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tasks) {
-    try {
-      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) if (child.trim()) out.push(Number(child));
-    } catch {
-      // the task ended meanwhile
-    }
-  }
-  return out;
-}
 
 /** User plus system CPU seconds of `pid` and its live descendants (those that exited already are not counted). */
 export function readTreeCpuSeconds(pid: number): number {

@@ -1,6 +1,6 @@
 // Process measurements from /proc (Linux): resident memory and CPU time of a process by PID. The benchmark reads
 // the server from outside, exactly as an operator would, instead of trusting the server's own report.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Clock ticks per second of /proc/<pid>/stat; 100 on every Linux the benchmark targets. */
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -23,14 +23,49 @@ export function readCpuSeconds(pid: number): number {
   return (utime + stime) / CLOCK_TICKS_PER_SECOND;
 }
 
-/** CPU time the whole machine spent busy (all processes, all cores), in seconds, from /proc/stat. */
-export function readMachineBusySeconds(): number {
+/**
+ * Busy CPU seconds of the whole machine, all processes and cores (everything but idle and iowait), and within them
+ * interrupt handling (irq + softirq: much of loopback TCP is processed there, charged to no process) and steal (a
+ * hypervisor's other guests), from /proc/stat.
+ */
+export function readMachineTimes(): { busy: number; irq: number; steal: number } {
   const first = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
   const [, ...fields] = first.trim().split(/\s+/);
-  const ticks = fields.map(Number);
-  // user nice system idle iowait irq softirq steal ...: busy is everything but idle and iowait.
-  const all = ticks.slice(0, 8).reduce((a, b) => a + b, 0);
-  return (all - ticks[3]! - ticks[4]!) / CLOCK_TICKS_PER_SECOND;
+  const t = fields.map(Number);
+  // user nice system idle iowait irq softirq steal ...
+  const all = t.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: (all - t[3]! - t[4]!) / CLOCK_TICKS_PER_SECOND, irq: (t[5]! + t[6]!) / CLOCK_TICKS_PER_SECOND, steal: (t[7] ?? 0) / CLOCK_TICKS_PER_SECOND };
+}
+
+/** CPU time the whole machine spent busy (all processes, all cores), in seconds. */
+export function readMachineBusySeconds(): number {
+  return readMachineTimes().busy;
+}
+
+/** The live children of `pid`, from /proc/<pid>/task/<tid>/children (Linux 3.5+). */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ')) if (child.trim()) out.push(Number(child));
+    } catch {
+      // the task ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** `root` and its live descendants, parents before children. */
+export function treeOf(root: number): number[] {
+  const out = [root];
+  for (let i = 0; i < out.length; i++) out.push(...childrenOf(out[i]!));
+  return out;
 }
 
 /** Measures the CPU share of a set of processes over an interval: 1.0 means one full core. */
