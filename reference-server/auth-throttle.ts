@@ -14,7 +14,12 @@ export const MAX_DELAY_MS = 1000;
 /** Failures per address per window answered without delay (server option `--auth-failures-per-minute`). */
 export const DEFAULT_FREE_AUTH_FAILURES = 20;
 
-export class AuthThrottle {
+/** Counts failed authentications per source address; `failed` gives how long to hold the answer [SEC-8]. */
+export interface AuthFailures {
+  failed(address: string): number | Promise<number>;
+}
+
+export class AuthThrottle implements AuthFailures {
   private readonly failures = new Map<string, number[]>();
   private lastSweep: number;
   private readonly keep: number;

@@ -3,7 +3,8 @@
 import type { EventEmitter } from 'node:events';
 import type { ServerConfig } from './config.ts';
 import type { DeviceAddress, Store } from './store/store.ts';
-import type { AuthThrottle } from './auth-throttle.ts';
+import type { AuthFailures } from './auth-throttle.ts';
+import type { HttpRateLimits } from './http/rate-limit.ts';
 
 export type Labels = Record<string, string>;
 
@@ -48,7 +49,9 @@ export interface HubEvents {
 export interface ServerContext {
   config: ServerConfig;
   /** [SEC-8] Delays answers to repeated failed authentications from one address, on HTTP and in hello. */
-  authThrottle: AuthThrottle;
+  authThrottle: AuthFailures;
+  /** The HTTP API's limits of section 6.5: this process's own, or shared through Redis by every process of a service. */
+  rateLimits: HttpRateLimits;
   store: Store;
   metrics: Metrics;
   log: Logger;

@@ -20,6 +20,8 @@ import { openLogStore } from './store/log/log-store.ts';
 import { openRedisStore } from './store/redis/redis-store.ts';
 import type { Store } from './store/store.ts';
 import { AuthThrottle, DEFAULT_FREE_AUTH_FAILURES } from './auth-throttle.ts';
+import { RedisLimits } from './cluster/redis-limits.ts';
+import { createHttpRateLimits } from './http/rate-limit.ts';
 
 export interface StartOptions {
   /** A store to serve instead of opening the log store in `config.dataDir`. The server closes it on close(). */
@@ -110,8 +112,18 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       : await openLogStore(resolve(config.dataDir), { onSync, ...(config.testMutant ? { mutant: config.testMutant } : {}) }));
 
   const now = options.now ?? Date.now;
-  const authThrottle = new AuthThrottle(config.authFailuresPerMinute ?? DEFAULT_FREE_AUTH_FAILURES, now);
-  const ctx: ServerContext = { config, store, metrics, log, now, authThrottle, hub: new EventEmitter<HubEvents>() };
+  const freeAuthFailures = config.authFailuresPerMinute ?? DEFAULT_FREE_AUTH_FAILURES;
+  // [DPL-8] With Redis, the limits of section 6.5 and the SEC-8 delay are counted for the whole service.
+  let sharedLimits: RedisLimits | undefined;
+  try {
+    sharedLimits = config.redisUrl === undefined ? undefined : await RedisLimits.open(config.redisUrl, { log, now });
+  } catch (error) {
+    if (!options.store) await store.close().catch(() => undefined);
+    throw error;
+  }
+  const authThrottle = sharedLimits ? sharedLimits.authFailures(freeAuthFailures) : new AuthThrottle(freeAuthFailures, now);
+  const rateLimits = createHttpRateLimits(config, now, sharedLimits && ((name, limit) => sharedLimits.limiter(name, limit)));
+  const ctx: ServerContext = { config, store, metrics, log, now, authThrottle, rateLimits, hub: new EventEmitter<HubEvents>() };
   let closing = false;
   // The session bus (cluster/bus.ts) is opened before the HTTP API, which shares device authentication times through
   // it [IDN-23]; the gateway starts it.
@@ -164,6 +176,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   } catch (error) {
     await gateway.shutdown().catch(() => undefined);
     await store.close().catch(() => undefined);
+    await sharedLimits?.close();
     throw error;
   }
   const host = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
@@ -186,6 +199,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       server.closeAllConnections();
       await Promise.race([stopped, delay(1000)]);
       await store.close().catch((error: unknown) => log.error('server.store_close_failed', { error }));
+      await sharedLimits?.close();
       log.info('server.closed', {});
     })();
     return closed;

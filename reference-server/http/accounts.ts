@@ -1,6 +1,7 @@
 // Accounts (section 2.2) and username lookup (section 2.6).
 import type { RegisterRequest, RegisterResponse, UserLookupResponse } from '../../spec/index.ts';
 import { ProtocolError } from '../errors.ts';
+import { enforce } from './rate-limit.ts';
 import { authOf, newDevice, type ApiDeps } from './api-deps.ts';
 import { checkPreKeyBatch } from './body.ts';
 import type { Endpoint } from './router.ts';
@@ -15,9 +16,9 @@ export function accountEndpoints(deps: ApiDeps): Endpoint[] {
         // [IDN-9] At most prekeyBatchMax initial one-time prekeys, no keyId twice.
         checkPreKeyBatch(body.device.oneTimePreKeys ?? [], ctx.config.limits.prekeyBatchMax, 'device.oneTimePreKeys');
       },
-      rateLimit(request) {
+      async rateLimit(request) {
         // [IDN-8] registrationsPerMinute per source address, shared with POST /v1/devices.
-        deps.rateLimits.registrations.enforce(request.sourceAddress, 'registrations from this address');
+        await enforce(deps.rateLimits.registrations, request.sourceAddress, 'registrations from this address');
       },
       async handle(request) {
         const body = request.body as RegisterRequest;
@@ -33,10 +34,10 @@ export function accountEndpoints(deps: ApiDeps): Endpoint[] {
     },
     {
       route: 'lookupUser',
-      rateLimit(request) {
+      async rateLimit(request) {
         // [SEC-6] Per requesting device, against mass resolution of usernames into userIds.
         const { address } = authOf(request);
-        deps.rateLimits.usernameLookups.enforce(`${address.userId}.${address.deviceId}`, 'username lookups');
+        await enforce(deps.rateLimits.usernameLookups, `${address.userId}.${address.deviceId}`, 'username lookups');
       },
       async handle(request) {
         const username = request.params['username'] as string;

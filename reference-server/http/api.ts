@@ -9,7 +9,6 @@ import { LastSeenBook, type SharedLastSeen } from './auth.ts';
 import { deviceEndpoints } from './devices.ts';
 import { METRICS_ROUTE, operationalEndpoints } from './health.ts';
 import { preKeyEndpoints } from './prekeys.ts';
-import { createHttpRateLimits } from './rate-limit.ts';
 import { Router, type RouteWithParams } from './router.ts';
 
 export interface HttpApiOptions {
@@ -29,7 +28,7 @@ export function createHttpApi(ctx: ServerContext, options: HttpApiOptions): Http
   const deps: ApiDeps = {
     ctx,
     lastSeen: new LastSeenBook(options.lastSeenShared),
-    rateLimits: createHttpRateLimits(ctx.config, ctx.now),
+    rateLimits: ctx.rateLimits,
     closing: options.closing,
   };
   const endpoints = [...operationalEndpoints(deps), ...accountEndpoints(deps), ...deviceEndpoints(deps), ...preKeyEndpoints(deps)];

@@ -1,6 +1,7 @@
 // Devices: link codes and linking (section 2.3), listing (section 2.4) and deletion (section 2.5).
 import type { DeviceInfo, DeviceListResponse, LinkCodeResponse, LinkDeviceRequest, LinkDeviceResponse } from '../../spec/index.ts';
 import { ProtocolError } from '../errors.ts';
+import { enforce } from './rate-limit.ts';
 import { authOf, newDevice, type ApiDeps } from './api-deps.ts';
 import { checkPreKeyBatch } from './body.ts';
 import { generateLinkCode, hashLinkCode } from './link-codes.ts';
@@ -34,9 +35,9 @@ export function deviceEndpoints(deps: ApiDeps): Endpoint[] {
         // [IDN-9] The same batch rules as at registration.
         checkPreKeyBatch(body.device.oneTimePreKeys ?? [], ctx.config.limits.prekeyBatchMax, 'device.oneTimePreKeys');
       },
-      rateLimit(request) {
+      async rateLimit(request) {
         // [IDN-8] Shared with POST /v1/accounts: the link code is a bearer token, and this slows guessing.
-        deps.rateLimits.registrations.enforce(request.sourceAddress, 'registrations from this address');
+        await enforce(deps.rateLimits.registrations, request.sourceAddress, 'registrations from this address');
       },
       async handle(request) {
         const body = request.body as LinkDeviceRequest;

@@ -9,6 +9,7 @@ import type {
   SignedPreKeyRequest,
 } from '../../spec/index.ts';
 import { ProtocolError } from '../errors.ts';
+import { enforce } from './rate-limit.ts';
 import type { BundleEntry, DeviceAddress } from '../store/store.ts';
 import { authOf, preKeyOf, signedPreKeyOf, type ApiDeps } from './api-deps.ts';
 import { checkPreKeyBatch } from './body.ts';
@@ -81,11 +82,11 @@ export function preKeyEndpoints(deps: ApiDeps): Endpoint[] {
     },
     {
       route: 'getPreKeyBundle',
-      rateLimit(request) {
+      async rateLimit(request) {
         // [PKY-17] prekeyFetchesPerMinute per requesting device; every request reaching this check counts, whatever
         // its outcome, except those refused here. Checked before anything is consumed.
         const { address } = authOf(request);
-        deps.rateLimits.prekeyFetches.enforce(`${address.userId}.${address.deviceId}`, 'prekey bundle fetches');
+        await enforce(deps.rateLimits.prekeyFetches, `${address.userId}.${address.deviceId}`, 'prekey bundle fetches');
       },
       async handle(request) {
         const { address } = authOf(request);

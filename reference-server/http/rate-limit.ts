@@ -9,7 +9,23 @@ import { ProtocolError } from '../errors.ts';
 
 export type RateDecision = { ok: true } | { ok: false; retryAfterMs: number };
 
-export class SlidingWindowLimiter {
+/** A limit on requests per key: this process's own (SlidingWindowLimiter) or shared by a service (cluster/redis-limits.ts). */
+export interface RateLimiter {
+  /** Counts one request for `key` unless the limit is reached; a shared limiter rejects with StoreUnavailableError. */
+  take(key: string): RateDecision | Promise<RateDecision>;
+}
+
+/** Counts one request for `key`, or throws the protocol's RATE_LIMITED error [ERR-4] with its retryAfterMs [LIM-10]. */
+export async function enforce(limiter: RateLimiter, key: string, what: string): Promise<void> {
+  const decision = await limiter.take(key);
+  if (!decision.ok) {
+    throw new ProtocolError('RATE_LIMITED', `too many ${what}; retry in ${decision.retryAfterMs} ms`, {
+      retryAfterMs: decision.retryAfterMs,
+    });
+  }
+}
+
+export class SlidingWindowLimiter implements RateLimiter {
   private readonly hits = new Map<string, number[]>();
   private lastSweep: number;
 
@@ -52,16 +68,6 @@ export class SlidingWindowLimiter {
     return { ok: true };
   }
 
-  /** Like `take`, but throws the protocol's RATE_LIMITED error [ERR-4]. */
-  enforce(key: string, what: string): void {
-    const decision = this.take(key);
-    if (!decision.ok) {
-      throw new ProtocolError('RATE_LIMITED', `too many ${what}; retry in ${decision.retryAfterMs} ms`, {
-        retryAfterMs: decision.retryAfterMs,
-      });
-    }
-  }
-
   /** Number of keys currently tracked (for tests and metrics). */
   get size(): number {
     return this.hits.size;
@@ -80,17 +86,25 @@ export class SlidingWindowLimiter {
 /** The limiters of the HTTP API, one per limit of section 6.5 that concerns HTTP requests. */
 export interface HttpRateLimits {
   /** `registrationsPerMinute`: POST /v1/accounts and POST /v1/devices per source address [IDN-8]. */
-  registrations: SlidingWindowLimiter;
+  registrations: RateLimiter;
   /** `prekeyFetchesPerMinute`: GET /v1/users/{userId}/keys per requesting device [PKY-17]. */
-  prekeyFetches: SlidingWindowLimiter;
+  prekeyFetches: RateLimiter;
   /** `usernameLookupsPerMinute` (server option): GET /v1/usernames/{username} per requesting device [SEC-6]. */
-  usernameLookups: SlidingWindowLimiter;
+  usernameLookups: RateLimiter;
 }
 
-export function createHttpRateLimits(config: Pick<ServerConfig, 'limits' | 'usernameLookupsPerMinute'>, now: () => number): HttpRateLimits {
+/**
+ * The limiters of a configuration, made by `make` (a name shared by every process of a service, and the limit):
+ * this process's own by default.
+ */
+export function createHttpRateLimits(
+  config: Pick<ServerConfig, 'limits' | 'usernameLookupsPerMinute'>,
+  now: () => number,
+  make: (name: string, limit: number) => RateLimiter = (_name, limit) => new SlidingWindowLimiter(limit, now),
+): HttpRateLimits {
   return {
-    registrations: new SlidingWindowLimiter(config.limits.registrationsPerMinute, now),
-    prekeyFetches: new SlidingWindowLimiter(config.limits.prekeyFetchesPerMinute, now),
-    usernameLookups: new SlidingWindowLimiter(config.usernameLookupsPerMinute ?? DEFAULT_USERNAME_LOOKUPS_PER_MINUTE, now),
+    registrations: make('registrations', config.limits.registrationsPerMinute),
+    prekeyFetches: make('prekey-fetches', config.limits.prekeyFetchesPerMinute),
+    usernameLookups: make('username-lookups', config.usernameLookupsPerMinute ?? DEFAULT_USERNAME_LOOKUPS_PER_MINUTE),
   };
 }

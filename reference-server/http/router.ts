@@ -9,7 +9,7 @@ import { ProtocolError } from '../errors.ts';
 import { LATENCY_BUCKETS } from '../metrics.ts';
 import { StoreError, StoreUnavailableError } from '../store/errors.ts';
 import type { Store } from '../store/store.ts';
-import { hold, type AuthThrottle } from '../auth-throttle.ts';
+import { hold, type AuthFailures } from '../auth-throttle.ts';
 import { authenticate, type Authenticated, type LastSeenBook } from './auth.ts';
 import { announcesBody, checkMediaType, parseJsonBody, readBody } from './body.ts';
 import { errorResponse, writeResponse, type ApiResponse } from './respond.ts';
@@ -46,7 +46,7 @@ export interface Endpoint {
   /** Step 5: constraints on the body beyond its schema; throw BAD_REQUEST. */
   checkBody?(request: ApiRequest): void;
   /** Step 6: rate limits; throw RATE_LIMITED. */
-  rateLimit?(request: ApiRequest): void;
+  rateLimit?(request: ApiRequest): void | Promise<void>;
   /** Step 7: the endpoint's own checks and its work. */
   handle(request: ApiRequest): Promise<ApiResponse>;
 }
@@ -57,7 +57,7 @@ export interface RouterDeps {
   metrics: Metrics;
   now: () => number;
   lastSeen: LastSeenBook;
-  authThrottle: AuthThrottle;
+  authThrottle: AuthFailures;
   maxHttpBodyBytes: () => number;
   /** True once a graceful shutdown began: unexpected failures are then answered 503 rather than 500. */
   closing: () => boolean;
@@ -250,7 +250,7 @@ export class Router {
     endpoint.checkBody?.(request);
 
     // (6) Rate limits, then (7) the endpoint's own checks.
-    endpoint.rateLimit?.(request);
+    await endpoint.rateLimit?.(request);
     const response = await endpoint.handle(request);
     return this.checked(route, response);
   }
@@ -261,7 +261,7 @@ export class Router {
     try {
       return await authenticate(req.headers.authorization, this.deps.store, now, this.deps.lastSeen);
     } catch (error) {
-      if (error instanceof ProtocolError && error.code === 'UNAUTHORIZED') await hold(this.deps.authThrottle.failed(req.socket.remoteAddress ?? 'unknown'));
+      if (error instanceof ProtocolError && error.code === 'UNAUTHORIZED') await hold(await this.deps.authThrottle.failed(req.socket.remoteAddress ?? 'unknown'));
       throw error;
     }
   }

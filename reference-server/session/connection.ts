@@ -314,7 +314,7 @@ export class Connection implements ClaimingSession, PresenceSession {
     if (!device || !matches || this.removedWhileAuthenticating) {
       // [SEC-8] An address that keeps failing waits longer for each answer; [AUT-12] the same error whichever part
       // was wrong.
-      await hold(ctx.authThrottle.failed(this.sourceAddress));
+      await hold(await ctx.authThrottle.failed(this.sourceAddress));
       if (this.state !== 'authenticating') return;
       this.fail(new ProtocolError('AUTH_FAILED', 'wrong credentials'), hello.id);
       return;
