@@ -186,14 +186,15 @@ async function serve(args: string[]): Promise<number> {
   // TEMPORARILY_UNAVAILABLE [MSG-18], never kill the process. Node ignores SIGXFSZ, but a wrapper that listens for
   // every signal (signal-exit, as test runners use) re-raises it unless someone else listens too.
   process.on('SIGXFSZ', () => running.ctx.log.warn('server.file_size_limit', { signal: 'SIGXFSZ' }));
+  // A primary that died (SIGKILL) takes the shared port with it: shut down as if it had sent SIGTERM.
+  const onPrimaryGone = () => process.kill(process.pid, 'SIGTERM');
   if (worker) {
     // The primary prints the service's ready line once every worker listens; SIGHUP is the primary's (rolling
     // restart) and must not end a worker that got it too (a terminal hangup reaches the whole process group).
     const listening: ListeningMessage = { type: 'tickwire:listening', url: running.url };
     process.send?.(listening);
     process.on('SIGHUP', () => running.ctx.log.debug('server.signal_ignored', { signal: 'SIGHUP' }));
-    // A primary that died (SIGKILL) takes the shared port with it: shut down as if it had sent SIGTERM.
-    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+    process.once('disconnect', onPrimaryGone);
   } else {
     console.log(`tickwire serving on ${running.url} (pid ${process.pid})`);
   }
@@ -206,14 +207,24 @@ async function serve(args: string[]): Promise<number> {
       running.ctx.log.info('server.signal', { signal });
       running
         .close()
-        .then(() => done(0))
+        .then(() => {
+          // The IPC channel to the primary would keep a worker's event loop alive until the fallback below: let go.
+          if (worker && process.connected) {
+            process.off('disconnect', onPrimaryGone);
+            process.disconnect();
+          }
+          done(0);
+        })
         .catch((error: unknown) => {
           console.error(`tickwire serve: shutdown failed: ${(error as Error).message}`);
           done(1);
         });
       // A handle that something forgot to release must not keep a stopped server alive; unref'd, this fires only
       // if the process would otherwise hang.
-      setTimeout(() => process.exit(process.exitCode ?? 0), config.shutdownGraceMs + 5000).unref();
+      setTimeout(() => {
+        running.ctx.log.warn('server.forced_exit', { afterMs: config.shutdownGraceMs + 5000, note: 'a handle kept the stopped server alive' });
+        process.exit(process.exitCode ?? 0);
+      }, config.shutdownGraceMs + 5000).unref();
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);

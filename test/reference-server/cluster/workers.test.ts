@@ -69,4 +69,7 @@ t.test('--workers 3 --redis: one port, three worker processes, one service', asy
   const exit = await server.exited;
   t.same(exit, { code: 0, signal: null }, 'the primary exits 0 once the workers have');
   t.same(workers.filter(alive), [], 'no worker is left running');
+  // A worker whose event loop stayed alive after its shutdown (the IPC channel to the primary did) would have been
+  // ended by the fallback timer, which logs server.forced_exit.
+  t.same(server.logs().filter((line) => line.event === 'server.forced_exit'), [], 'every worker exited by itself, not by the fallback timer');
 });
