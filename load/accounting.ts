@@ -12,14 +12,18 @@
 //   reordered       first delivered after a later message of the same stream had been delivered (DLV-31)
 //   receiptsMissing delivered and acknowledged, but no delivered receipt reached the sender (RCP-1)
 // and, reported but not failures: redelivered (the same item again, allowed by DLV-21/DLV-24), refused (the send was
-// answered with an error, counted under errors too), unanswered (no answer before the connection closed or the
-// request timed out; delivered or not, the tool cannot know whether the server accepted it).
+// answered with an error, counted under errors too), of which indeterminate (TEMPORARILY_UNAVAILABLE: the send "may or
+// may not have been accepted", MSG-18, so its delivery is not unexpected and its absence not a loss), unanswered (no
+// answer before the connection closed or the request timed out; delivered or not, the tool cannot know whether the
+// server accepted it).
 
 export const FLAG_SENT = 1;
 export const FLAG_ACKED = 2;
 export const FLAG_REFUSED = 4;
 export const FLAG_DELIVERED = 8;
 export const FLAG_RECEIPT = 16;
+/** With FLAG_REFUSED: the error was TEMPORARILY_UNAVAILABLE, after which the message may have been accepted [MSG-18]. */
+export const FLAG_INDETERMINATE = 32;
 
 /** The messageId of message `n` of stream `stream` in run `run` (matches ^[A-Za-z0-9_-]{8,64}$). */
 export function messageIdOf(run: string, stream: number, n: number): string {
@@ -88,6 +92,8 @@ export interface AccountingSummary {
   /** Answered send_ok. */
   accepted: number;
   refused: number;
+  /** Of the refused, those answered TEMPORARILY_UNAVAILABLE: accepted or not, the server could not say [MSG-18]. */
+  indeterminate: number;
   unanswered: number;
   /** Distinct messages delivered at least once. */
   delivered: number;
@@ -97,7 +103,10 @@ export interface AccountingSummary {
   reordered: number;
   receiptsMissing: number;
   redelivered: number;
-  /** Delivered messages whose send was refused with an error, or whose id belongs to no stream of this run. */
+  /**
+   * Delivered messages whose send was refused with an error other than TEMPORARILY_UNAVAILABLE, or whose id belongs
+   * to no stream of this run.
+   */
   unexpected: number;
   /** The first few lost messages, as stream/n, for the report. */
   lostExamples: string[];
@@ -130,9 +139,9 @@ export class Accounting {
     this.mark(stream, n, FLAG_ACKED);
   }
 
-  /** Sender: the server answered with an error frame. */
-  refused(stream: number, n: number): void {
-    this.mark(stream, n, FLAG_REFUSED);
+  /** Sender: the server answered with an error frame; `indeterminate` for TEMPORARILY_UNAVAILABLE [MSG-18]. */
+  refused(stream: number, n: number, indeterminate = false): void {
+    this.mark(stream, n, indeterminate ? FLAG_REFUSED | FLAG_INDETERMINATE : FLAG_REFUSED);
   }
 
   /** Sender: a delivered receipt listing the message arrived. */
@@ -208,7 +217,7 @@ export class Accounting {
   }
 
   summary(): AccountingSummary {
-    const out: AccountingSummary = { sent: 0, accepted: 0, refused: 0, unanswered: 0, delivered: 0, receipts: 0, lost: 0, duplicated: 0, reordered: 0, receiptsMissing: 0, redelivered: 0, unexpected: this.foreign, lostExamples: [] };
+    const out: AccountingSummary = { sent: 0, accepted: 0, refused: 0, indeterminate: 0, unanswered: 0, delivered: 0, receipts: 0, lost: 0, duplicated: 0, reordered: 0, receiptsMissing: 0, redelivered: 0, unexpected: this.foreign, lostExamples: [] };
     for (const [stream, r] of [...this.streams].sort((a, b) => a[0] - b[0])) {
       out.duplicated += r.duplicated;
       out.reordered += r.reordered;
@@ -218,6 +227,7 @@ export class Accounting {
         if (f & FLAG_SENT) out.sent++;
         if (f & FLAG_ACKED) out.accepted++;
         if (f & FLAG_REFUSED) out.refused++;
+        if (f & FLAG_INDETERMINATE) out.indeterminate++;
         if (f & FLAG_DELIVERED) out.delivered++;
         if (f & FLAG_RECEIPT) out.receipts++;
         const answered = (f & (FLAG_ACKED | FLAG_REFUSED)) !== 0;
@@ -226,7 +236,8 @@ export class Accounting {
           out.lost++;
           if (out.lostExamples.length < 10) out.lostExamples.push(`${stream}/${n}`);
         }
-        if (f & FLAG_DELIVERED && (f & FLAG_REFUSED || !(f & FLAG_SENT))) out.unexpected++;
+        const refusedForSure = (f & (FLAG_REFUSED | FLAG_INDETERMINATE)) === FLAG_REFUSED;
+        if (f & FLAG_DELIVERED && (refusedForSure || !(f & FLAG_SENT))) out.unexpected++;
         if (f & FLAG_ACKED && f & FLAG_DELIVERED && !(f & FLAG_RECEIPT)) out.receiptsMissing++;
       }
     }

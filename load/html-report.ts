@@ -241,6 +241,7 @@ function tables(report: LoadReport): string {
     ['achieved rate (/s over --duration)', num(m.achievedRate)],
     ['accepted (send_ok)', num(m.accepted)],
     ['refused', num(m.refused)],
+    ['of which TEMPORARILY_UNAVAILABLE (may have been accepted)', num(m.indeterminate)],
     ['unanswered', num(m.unanswered)],
     ['delivered', num(m.delivered)],
     ['receipts', num(m.receipts)],

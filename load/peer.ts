@@ -237,7 +237,7 @@ export class Peer {
           stats.acked++;
           stats.recordAck(performance.now() - item.scheduledAt);
         } else {
-          accounting.refused(item.stream, item.n);
+          accounting.refused(item.stream, item.n, answer.type === 'error' && answer.code === 'TEMPORARILY_UNAVAILABLE');
           stats.error(`send:${answer.type === 'error' ? answer.code : answer.type}`);
         }
         this.pump();

@@ -163,7 +163,7 @@ export function renderText(report: LoadReport): string {
     );
   } else if (report.scenario !== 'connections') {
     lines.push(
-      `messages   sent ${m.sent} (${m.achievedRate}/s over --duration)  accepted ${m.accepted}  delivered ${m.delivered}  receipts ${m.receipts}  refused ${m.refused}  unanswered ${m.unanswered}`,
+      `messages   sent ${m.sent} (${m.achievedRate}/s over --duration)  accepted ${m.accepted}  delivered ${m.delivered}  receipts ${m.receipts}  refused ${m.refused} (TEMPORARILY_UNAVAILABLE ${m.indeterminate})  unanswered ${m.unanswered}`,
       `accounting lost ${m.lost}  duplicated ${m.duplicated}  reordered ${m.reordered}  without receipt ${m.receiptsMissing}  unexpected ${m.unexpected}  (redelivered ${m.redelivered})`,
       `send→ack   ${formatPercentiles(m.sendToAck)}`,
       `send→dlv   ${formatPercentiles(m.sendToDelivery)}`,

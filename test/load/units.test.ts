@@ -87,6 +87,29 @@ t.test('accounting counts a lost, a duplicated and a reordered message, and miss
   t.match(messageIdOf('abcd1234', 7, 42), /^[A-Za-z0-9_-]{8,64}$/);
 });
 
+t.test('a send refused for sure and then delivered is unexpected; one answered TEMPORARILY_UNAVAILABLE is not [MSG-18]', async (t) => {
+  const sender = new Accounting();
+  const recipient = new Accounting();
+  for (let n = 0; n < 4; n++) sender.sent(2, n);
+  sender.refused(2, 0); // e.g. RATE_LIMITED: the server did not take it
+  sender.refused(2, 1, true); // TEMPORARILY_UNAVAILABLE: it may have
+  sender.refused(2, 2, true);
+  sender.refused(2, 3);
+  recipient.delivered(2, 0, 1);
+  recipient.delivered(2, 1, 2);
+  const total = new Accounting();
+  total.merge(sender.serialize());
+  total.merge(recipient.serialize());
+  total.merge(recipient.serialize()); // a half merged twice changes nothing but counters it carries (none here)
+  const s = total.summary();
+  t.equal(s.refused, 4, 'every error answer is a refusal');
+  t.equal(s.indeterminate, 2, 'two of them TEMPORARILY_UNAVAILABLE');
+  t.equal(s.unexpected, 1, 'only the delivery after a definite refusal is unexpected');
+  t.equal(s.lost, 0, 'an indeterminate send that was not delivered is not lost');
+  t.equal(s.delivered, 2);
+  t.ok(sender.senderComplete(), 'every send was answered');
+});
+
 t.test('address ranges and their split over workers; the body carries the scheduled time', async (t) => {
   t.same(parseAddressList('127.0.0.2-127.0.0.4,127.0.1.1'), ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.1.1']);
   t.throws(() => parseAddressList('127.0.0.9-127.0.0.2'), RangeError);
