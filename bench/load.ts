@@ -41,7 +41,10 @@ ladder. Writes bench/results/load.json (or --out) and prints a table.
   --hold S            seconds the sessions are held after the ramp (default 10; quick 1)
   --pairs N           sender/recipient pairs of each pairs rung (default 50; quick 10)
   --ladder LIST       total message rates, comma-separated (default 500,1000,2000,4000; quick 200,400)
-  --rung S            seconds of sending per rung (default 5; quick 2)
+  --rung S            seconds of sending per rung (default 10; quick 2)
+  --warmup S          before each rung, seconds of the same load on the same server whose figures are dropped:
+                      each rung starts a fresh server, whose first second (JIT, first allocations) would otherwise
+                      be the p99 of a short rung (default 3; quick 0, none)
   --workers N         load tool worker processes (default: the tool's choice)
   --reports DIR       also keep each run's full JSON report (histograms, samples, timeline) in DIR
   --out FILE          where to write the results (default bench/results/load.json)
@@ -55,6 +58,7 @@ export interface LoadBenchOptions {
   pairs: number;
   ladder: number[];
   rungSeconds: number;
+  warmupSeconds: number;
   workers?: number;
   reports?: string;
   out: string;
@@ -72,6 +76,7 @@ function parseOptions(argv: string[]): LoadBenchOptions | 'help' {
       pairs: { type: 'string' },
       ladder: { type: 'string' },
       rung: { type: 'string' },
+      warmup: { type: 'string' },
       workers: { type: 'string' },
       reports: { type: 'string' },
       out: { type: 'string' },
@@ -88,7 +93,8 @@ function parseOptions(argv: string[]): LoadBenchOptions | 'help' {
     holdSeconds: positive(values.hold, 'hold', quick ? 1 : 10),
     pairs: positive(values.pairs, 'pairs', quick ? 10 : 50),
     ladder: [...new Set(ladder)].sort((a, b) => a - b),
-    rungSeconds: positive(values.rung, 'rung', quick ? 2 : 5),
+    rungSeconds: positive(values.rung, 'rung', quick ? 2 : 10),
+    warmupSeconds: values.warmup === '0' ? 0 : positive(values.warmup, 'warmup', quick ? 0 : 3),
     ...(values.workers !== undefined ? { workers: positive(values.workers, 'workers', 1) } : {}),
     ...(values.reports !== undefined ? { reports: resolve(values.reports) } : {}),
     out: resolve(values.out ?? join(PROJECT_ROOT, 'bench/results/load.json')),
@@ -278,7 +284,7 @@ function render(results: Results, options: LoadBenchOptions): string {
   const h = results.pairs.highestRateUnderTarget;
   if (h) {
     const show = (v: number | null) => (v === null ? 'none' : `${num(v)}/s${v === h.ladderTop ? ' (ladder top)' : ''}`);
-    rows.push(['pairs', `highest rung, p99 send→dlv < ${P99_TARGET_MS} ms`, show(h.tickwire), show(h.baseline), times(h.ratio ?? undefined), 'null: not even the lowest rung']);
+    rows.push(['pairs', `highest rung, p99 send→dlv < ${P99_TARGET_MS} ms`, show(h.tickwire), show(h.baseline), times(h.ratio ?? undefined), 'none: not even the lowest rung']);
   }
   return table(['scenario', 'measure', 'tickwire (reference)', 'bare ws relay', 'ratio ref/base', 'limited by (tickwire, then baseline)'], rows);
 }
@@ -323,10 +329,15 @@ async function main(argv: string[]): Promise<number> {
     copyFileSync(join(dir, `${label}.json`), join(options.reports, `${label}.json`));
   };
   /** One measurement on a fresh server of `target`; failures are recorded, not thrown. */
-  const measure = async (target: Target, label: string, args: string[], phases: [string, string], deadlineMs: number): Promise<RunResult | undefined> => {
+  const measure = async (target: Target, label: string, args: string[], phases: [string, string], deadlineMs: number, warmup?: string[]): Promise<RunResult | undefined> => {
     let server: ServerProcess | undefined;
     try {
       server = await startServer(children, target, label);
+      // Figures dropped; a warm-up that fails its accounting still fails the measurement.
+      if (warmup) {
+        const warm = await runLoad(server, ['--target', target, ...warmup, ...workers], dir, `${label}-warmup`, phases, deadlineMs);
+        if (!warm.report.verdict.pass) throw new Error(`warm-up failed: ${warm.report.verdict.failures.join('; ')}`);
+      }
       const run = await runLoad(server, ['--target', target, ...args, ...workers], dir, label, phases, deadlineMs);
       keep(label);
       return run;
@@ -363,7 +374,8 @@ async function main(argv: string[]): Promise<number> {
       results.pairs.rungs.push(rung);
       for (const target of TARGETS) {
         const args = ['pairs', '--count', String(options.pairs), '--rate', String(rate), '--duration', `${options.rungSeconds}s`];
-        const run = await measure(target, `pairs-${rate}-${target}`, args, ['connected', 'loaded'], 600_000);
+        const warmup = options.warmupSeconds > 0 ? ['pairs', '--count', String(options.pairs), '--rate', String(rate), '--duration', `${options.warmupSeconds}s`] : undefined;
+        const run = await measure(target, `pairs-${rate}-${target}`, args, ['connected', 'loaded'], 600_000, warmup);
         if (!run) continue;
         const figures = rungFigures(run, rate);
         rung[target] = figures;

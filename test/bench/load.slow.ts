@@ -34,7 +34,7 @@ interface Percentiles {
 
 t.test('bench:load --quick writes a well-formed results file (to a temporary path)', async (t) => {
   const out = join(dir, 'load.json');
-  const args = ['--quick', '--sessions', '50', '--connect-rate', '100', '--hold', '1', '--pairs', '5', '--ladder', '200', '--rung', '1', '--out', out];
+  const args = ['--quick', '--sessions', '50', '--connect-rate', '100', '--hold', '1', '--pairs', '5', '--ladder', '200', '--rung', '1', '--warmup', '1', '--out', out];
   const result = await spawnOut(['--import', 'tsx', join(ROOT, 'bench/load.ts'), ...args]);
   t.equal(result.code, 0, `exit 0\n${result.stdout}\n${result.stderr}`);
   t.ok(existsSync(out));
