@@ -142,14 +142,20 @@ function charts(report: LoadReport): string {
   const markers = phaseMarkers(report);
   const x = timeAxis(report, timeline);
   const out: string[] = [];
+  // The prekeys scenario counts HTTP requests in the timeline's sent/accepted fields and their times in its ack
+  // percentiles (load/README.md): its charts say so.
+  const http = report.http !== undefined;
   if (timeline.some((e) => e.sent > 0 || e.accepted > 0 || e.delivered > 0)) {
-    const series = [
-      timeSeries(timeline, 'sent', PALETTE[0], (e) => e.sent),
-      timeSeries(timeline, 'accepted (send_ok)', PALETTE[2], (e) => e.accepted),
-      timeSeries(timeline, 'delivered', PALETTE[1], (e) => e.delivered),
-    ];
+    const series = http
+      ? [timeSeries(timeline, 'requests', PALETTE[0], (e) => e.sent), timeSeries(timeline, 'answered', PALETTE[2], (e) => e.accepted)]
+      : [
+          timeSeries(timeline, 'sent', PALETTE[0], (e) => e.sent),
+          timeSeries(timeline, 'accepted (send_ok)', PALETTE[2], (e) => e.accepted),
+          timeSeries(timeline, 'delivered', PALETTE[1], (e) => e.delivered),
+        ];
     if (timeline.some((e) => e.errors > 0)) series.push(timeSeries(timeline, 'errors', PALETTE[6], (e) => e.errors, true));
-    out.push(figure({ id: 'throughput', title: 'Messages per second', x, y: { label: 'messages / s', min: 0 }, series, markers }, 'Counted in each second of the run (the last entry may cover less than a second).'));
+    const title = http ? 'HTTP requests per second' : 'Messages per second';
+    out.push(figure({ id: 'throughput', title, x, y: { label: http ? 'requests / s' : 'messages / s', min: 0 }, series, markers }, 'Counted in each second of the run (the last entry may cover less than a second).'));
     out.push(
       figure(
         {
@@ -157,12 +163,14 @@ function charts(report: LoadReport): string {
           title: 'Latency per second',
           x,
           y: { label: 'latency (ms)', min: 0 },
-          series: [
-            timeSeries(timeline, 'send → ACK p50', PALETTE[0], (e) => e.ackP50, true),
-            timeSeries(timeline, 'send → ACK p99', PALETTE[0], (e) => e.ackP99),
-            timeSeries(timeline, 'send → delivery p50', PALETTE[1], (e) => e.deliveryP50, true),
-            timeSeries(timeline, 'send → delivery p99', PALETTE[1], (e) => e.deliveryP99),
-          ],
+          series: http
+            ? [timeSeries(timeline, 'request → response p50', PALETTE[0], (e) => e.ackP50, true), timeSeries(timeline, 'request → response p99', PALETTE[0], (e) => e.ackP99)]
+            : [
+                timeSeries(timeline, 'send → ACK p50', PALETTE[0], (e) => e.ackP50, true),
+                timeSeries(timeline, 'send → ACK p99', PALETTE[0], (e) => e.ackP99),
+                timeSeries(timeline, 'send → delivery p50', PALETTE[1], (e) => e.deliveryP50, true),
+                timeSeries(timeline, 'send → delivery p99', PALETTE[1], (e) => e.deliveryP99),
+              ],
           markers,
         },
         'Percentiles of the latencies recorded in each second, from the scheduled send time (open loop).',

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpFailures, mergeHttpFigures, PrekeyLedger, type HttpFigures } from '../../load/prekey-ledger.ts';
+import { renderHtml } from '../../load/html-report.ts';
 import type { LoadReport } from '../../load/report.ts';
 import { LoadServer, TICKWIRE_BIN } from '../../load/server-process.ts';
 
@@ -168,6 +169,12 @@ t.test('prekeys: 10 devices, 100 requests/s for 2 s, every one-time prekey accou
   t.equal(h.prekeysRemaining, 1200 - 180, 'PKY-10: what is left is what was stored minus what was handed out');
   t.ok(h.throughputRps > 0);
   t.ok(report.histograms['http'] && report.histograms['httpFromSchedule'], 'the histograms travel in the report');
+  // The timeline's sent/accepted count HTTP requests here: the HTML report's charts say requests, not messages.
+  const html = renderHtml(report);
+  t.match(html, /<h3>HTTP requests per second<\/h3>/);
+  t.match(html, /data-series="requests"/);
+  t.match(html, /data-series="answered"/);
+  t.notMatch(html, /Messages per second|data-series="delivered"|send → delivery p99/, 'no message series');
 });
 
 t.test('prekeys: devices out of one-time prekeys still answer 200 (PKY-16); fetches spread to stay under the limit (PKY-17)', async (t) => {
