@@ -17,7 +17,11 @@ export interface KeepaliveHost {
 export class Keepalive {
   private timer: NodeJS.Timeout | undefined;
   private lastReceivedAt: number;
-  private lastPingAt = 0;
+  /**
+   * A ping went out and nothing has arrived since. A flag, not a comparison of times: a pong that arrives within the
+   * millisecond of its ping (loopback, a fast client) has the same time as the ping, and must still count as an answer.
+   */
+  private awaitingAnswer = false;
   private pings = 0;
   private stopped = false;
 
@@ -28,6 +32,7 @@ export class Keepalive {
   /** A frame arrived (any kind). */
   touch(): void {
     this.lastReceivedAt = this.host.now();
+    this.awaitingAnswer = false;
   }
 
   /** Starts watching; call once the session is open. */
@@ -44,7 +49,7 @@ export class Keepalive {
 
   private schedule(): void {
     const idle = this.host.idleTimeoutMs;
-    const pingAt = this.lastPingAt >= this.lastReceivedAt ? Infinity : this.lastReceivedAt + Math.floor(idle / 2);
+    const pingAt = this.awaitingAnswer ? Infinity : this.lastReceivedAt + Math.floor(idle / 2);
     const next = Math.min(pingAt, this.lastReceivedAt + idle);
     this.timer = setTimeout(() => this.check(), Math.max(1, next - this.host.now()));
   }
@@ -60,8 +65,8 @@ export class Keepalive {
       this.host.idle();
       return;
     }
-    if (silent >= Math.floor(idle / 2) && this.lastPingAt < this.lastReceivedAt) {
-      this.lastPingAt = now;
+    if (silent >= Math.floor(idle / 2) && !this.awaitingAnswer) {
+      this.awaitingAnswer = true;
       this.pings += 1;
       this.host.ping(`srv.${this.pings}`);
     }
