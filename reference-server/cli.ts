@@ -28,7 +28,11 @@ const SERVER_OPTIONS: Option[] = [
   { flag: 'port', value: '<n>', help: 'TCP port; 0 picks a free one (default 8080)' },
   { flag: 'host', value: '<addr>', help: 'address to listen on (default 127.0.0.1; plaintext only on loopback, TRN-38)' },
   { flag: 'data-dir', value: '<dir>', help: 'directory of the durable log (default ./data)' },
-  { flag: 'redis', value: '<url>', help: 'keep all state in Redis (redis://host:port) instead of --data-dir; see README "Redis store"' },
+  {
+    flag: 'redis',
+    value: '<url>',
+    help: 'keep all state in Redis (redis://host:port), or in a Redis Cluster named by seed nodes (redis+cluster://host1:port1,host2:port2), instead of --data-dir; see README "Redis store"',
+  },
   {
     flag: 'workers',
     value: '<n>',

@@ -4,6 +4,7 @@
 import { limits as limitSpecs, type LimitName } from '../spec/index.ts';
 import { isMutantName, type MutantName } from './mutants.ts';
 import { MIN_LEASE_TTL_MS } from './cluster/constants.ts';
+import { redisUrlProblem } from './store/redis/url.ts';
 
 export type LimitValues = Record<LimitName, number>;
 
@@ -40,9 +41,10 @@ export interface ServerConfig {
    */
   testMutant?: MutantName;
   /**
-   * Keep all state in the Redis at this URL (`redis://host:port`, `rediss://` for TLS) instead of the embedded log in
-   * `dataDir`, so that several server processes and hosts share it (store/redis/, README "Redis store"). Absent means
-   * the embedded log.
+   * Keep all state in the Redis at this URL (`redis://host:port`, `rediss://` for TLS, or a Redis Cluster by its seed
+   * nodes: `redis+cluster://host1:port1,host2:port2`, store/redis/url.ts) instead of the embedded log in `dataDir`, so
+   * that several server processes and hosts share it (store/redis/, README "Redis store"). Absent means the embedded
+   * log.
    */
   redisUrl?: string;
   /**
@@ -137,7 +139,8 @@ export function configProblems(config: ServerConfig): string[] {
     problems.push(`leaseTtlMs must be an integer of at least ${MIN_LEASE_TTL_MS} (got ${config.leaseTtlMs})`);
   }
   if (config.redisUrl !== undefined) {
-    if (!/^rediss?:\/\/[^/\s]/.test(config.redisUrl)) problems.push(`redisUrl must be a redis:// or rediss:// URL (got '${config.redisUrl}')`);
+    const urlProblem = redisUrlProblem(config.redisUrl);
+    if (urlProblem !== undefined) problems.push(urlProblem);
     if (config.testMutant !== undefined && LOG_STORE_MUTANTS.includes(config.testMutant)) problems.push(`testMutant '${config.testMutant}' lives in the embedded log store and cannot be combined with redisUrl`);
   }
   return problems;

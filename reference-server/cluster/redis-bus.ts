@@ -13,11 +13,18 @@
 //   users stay online for at most about 1.5 × the lease TTL (cluster/constants.ts).
 // - Typing, prekeys_low, device removals: delivered locally at once and published for the other processes, which
 //   ignore what they published themselves.
+// - Redis Cluster (a redis+cluster:// URL, store/redis/url.ts): every script touches one key or the keys of one user
+//   (one slot); the commands connection is a Cluster client, the subscriber a plain connection to one node (classic
+//   pub/sub reaches every node of a cluster; store/redis/connection.ts). Two things need care there: a PUBLISH
+//   answers how many subscribers of ITS node got the message, so whether a process still listens is asked of every
+//   node (listeners); and the record of a claimed device is written before the claim, not only sent before it,
+//   since the two keys may be on two nodes.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from '../context.ts';
 import { StoreUnavailableError } from '../store/errors.ts';
+import { createClient, createSubscriber, isCluster, type RedisClient } from '../store/redis/connection.ts';
 import type { DeviceAddress } from '../store/store.ts';
 import type { BusHandlers, PresenceState, SessionBus, TypingState } from './bus.ts';
 import {
@@ -84,12 +91,14 @@ function connectionOptions(offlineQueue: boolean): RedisOptions {
 
 export class RedisBus implements SessionBus {
   readonly processId: string;
-  private readonly cmd: Redis;
+  private readonly cmd: RedisClient;
   private readonly sub: Redis;
   private handlers: BusHandlers | undefined;
   private readonly leaseTtlMs: number;
   /** Devices this process holds or claims: how many claims of each are not released yet (tw:bus:proc:<P>). */
   private readonly records = new Map<string, number>();
+  /** On a cluster: the writes of records still in flight; a claim of the device waits for its record (see claim). */
+  private readonly recording = new Map<string, Promise<boolean>>();
   /** Releases that failed (Redis unreachable): retried on every lease renewal. */
   private retries: Array<{ device: DeviceAddress; holder: string; mode: 'exact' | 'prefix' }> = [];
   private readonly waiting = new Map<string, () => void>();
@@ -113,10 +122,11 @@ export class RedisBus implements SessionBus {
   constructor(url: string, private readonly options: RedisBusOptions) {
     this.processId = options.processId ?? `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
     this.leaseTtlMs = Math.max(MIN_LEASE_TTL_MS, options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS);
-    this.cmd = new Redis(url, connectionOptions(false));
-    this.sub = new Redis(url, connectionOptions(true));
+    this.cmd = createClient(url, connectionOptions(false));
+    this.sub = createSubscriber(url, connectionOptions(true), this.cmd);
     // ioredis reports connection trouble as 'error' events; without a listener they would be thrown.
     this.cmd.on('error', (error: Error) => options.log.debug('bus.redis_error', { connection: 'commands', message: error.message }));
+    if (isCluster(this.cmd)) this.cmd.on('node error', (error: Error) => options.log.debug('bus.redis_error', { connection: 'commands', message: error.message }));
     this.sub.on('error', (error: Error) => options.log.debug('bus.redis_error', { connection: 'subscriber', message: error.message }));
     this.sub.on('message', (_channel: string, text: string) => this.onMessage(text));
     this.cmd.on('ready', () => this.onCommandsReady());
@@ -153,10 +163,13 @@ export class RedisBus implements SessionBus {
   // Claims [DLV-34]
 
   async claim(device: DeviceAddress, onNumber: (claim: number) => void): Promise<number> {
-    this.addRecord(device);
+    const recorded = this.addRecord(device);
     let claim: number;
     let previous: string;
     try {
+      // On a cluster the record and the claim may be on two nodes: the record must be in Redis first, or a crash in
+      // between would leave a claim that no reaper finds. (On one Redis, sending it first on the one connection is enough.)
+      if (isCluster(this.cmd) && !(await recorded)) throw new Error('the record of the claim could not be written');
       const reply = (await this.track(CLAIM.run(this.cmd, [ownersKey(device.userId), presenceKey(device.userId)], [device.deviceId, this.processId, BROADCAST, device.userId]))) as [number, string];
       claim = Number(reply[0]);
       previous = String(reply[1]);
@@ -199,12 +212,33 @@ export class RedisBus implements SessionBus {
     }
   }
 
-  private addRecord(device: DeviceAddress): void {
+  /** Counts a claim of the device; resolves whether its record is (or is being) written to Redis. */
+  private addRecord(device: DeviceAddress): Promise<boolean> {
     const field = recordField(device);
     const count = this.records.get(field) ?? 0;
     this.records.set(field, count + 1);
-    // Sent before the claim on the same connection, so Redis has the record before the holder entry it covers.
-    if (count === 0) this.track(this.cmd.hset(recordsOf(this.processId), field, 1)).catch(() => undefined);
+    if (count > 0) return this.recording.get(field) ?? Promise.resolve(true);
+    // Sent before the claim on the same connection, so one Redis has the record before the holder entry it covers.
+    const written = this.track(this.cmd.hset(recordsOf(this.processId), field, 1)).then(
+      () => true,
+      () => false,
+    );
+    this.recording.set(field, written);
+    void written.then(() => {
+      if (this.recording.get(field) === written) this.recording.delete(field);
+    });
+    return written;
+  }
+
+  /**
+   * Whether anybody listens on a channel, after a PUBLISH to it reached `receivers` subscribers. On one Redis that is
+   * the answer; on a cluster PUBLISH counts only the subscribers of the node that took it, so every node is asked.
+   */
+  private async listeners(channel: string, receivers: number): Promise<number> {
+    if (receivers > 0 || !isCluster(this.cmd)) return receivers;
+    // A node that does not answer counts as nobody (as a process on it could not answer either).
+    const counts = await Promise.allSettled(this.cmd.nodes('all').map((node) => node.pubsub('NUMSUB', channel)));
+    return counts.reduce<number>((sum, reply) => sum + (reply.status === 'fulfilled' ? Number((reply.value as unknown[])[1] ?? 0) : 0), 0);
   }
 
   /** Sends a request to another process and waits for its answer (not when nobody received it; bounded). */
@@ -225,7 +259,7 @@ export class RedisBus implements SessionBus {
     });
     let receivers: number;
     try {
-      receivers = await this.cmd.publish(channelOf(processId), JSON.stringify(message));
+      receivers = await this.listeners(channelOf(processId), await this.cmd.publish(channelOf(processId), JSON.stringify(message)));
     } catch (error) {
       this.waiting.get(rid)?.();
       throw unavailable(error);

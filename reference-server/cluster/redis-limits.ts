@@ -4,7 +4,8 @@
 // follow it, a refused request is not counted [PKY-17] [LIM-9], and a refusal says when the oldest counted request
 // leaves the window [LIM-10].
 //
-// Keys (one per limited key, each its own hash tag, so a Redis Cluster spreads them; every script touches one key):
+// Keys (one per limited key, each its own hash tag, so a Redis Cluster spreads them; every script touches one key, so
+// the limits work unchanged on a cluster named by a redis+cluster:// URL, connection.ts):
 //   tw:{<key>}:rl:<limit>   zset   member "<processId>:<n>" scored with the time it was counted (Redis's clock)
 //   tw:{<address>}:af       zset   the same for failed authentications from a source address [SEC-8]
 // Both expire one window after their last entry, so idle keys cost nothing.
@@ -14,11 +15,10 @@
 // never a silent pass), and a failed authentication falls back to this process's own count (the answer is a
 // failure either way; only its delay is at stake).
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { AuthThrottle, DELAY_STEP_MS, MAX_DELAY_MS, type AuthFailures } from '../auth-throttle.ts';
 import type { Logger } from '../context.ts';
 import type { RateDecision, RateLimiter } from '../http/rate-limit.ts';
-import { close, connect, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_OPEN_TIMEOUT_MS, defineScripts, open, runScript, unavailable } from '../store/redis/connection.ts';
+import { close, connect, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_OPEN_TIMEOUT_MS, defineScripts, open, runScript, unavailable, type RedisClient } from '../store/redis/connection.ts';
 import type { LuaScript } from '../store/redis/scripts.ts';
 
 function script(name: string, lua: string): LuaScript {
@@ -93,7 +93,7 @@ export class RedisLimits {
   private lastErrorLog = 0;
 
   private constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly options: RedisLimitsOptions,
   ) {
     this.windowMs = options.windowMs ?? 60_000;

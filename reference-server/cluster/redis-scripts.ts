@@ -16,7 +16,7 @@
 // claim) is no transition [DLV-37], and the transitions are published from inside the scripts, in the order Redis
 // made them, each with the version it produced.
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../store/redis/connection.ts';
 
 export class LuaScript {
   readonly sha: string;
@@ -25,7 +25,7 @@ export class LuaScript {
   }
 
   /** EVALSHA, loading the script with EVAL when Redis does not know it (first use, or after a restart). */
-  async run(redis: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  async run(redis: RedisClient, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (error) {

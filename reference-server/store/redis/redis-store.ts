@@ -55,7 +55,14 @@
 //
 // ORDER [TRN-34]. Commands on one connection run in the order they are sent. The step of a send, an acknowledgement
 // or a read receipt that applies its effect is sent in the order the operations were called for the acting device
-// (a line per device, turns.ts), even though earlier steps of a later call may finish first.
+// (a line per device, turns.ts), even though earlier steps of a later call may finish first. On a Redis Cluster the
+// effects of two calls may go to two nodes, over two connections, so there the next call's effect is sent only once
+// the previous one has been answered (passAfter): one round trip per effect and device, the price of the order.
+//
+// REDIS CLUSTER. The URL may name a cluster (url.ts, connection.ts). Every script and every multi-key command touches
+// the keys of one user, so of one slot; commands over many users (the retention sweep, resync) are sent one by one
+// there, since a cluster pipeline may only hold keys of one node (batch). Events use classic pub/sub, which a cluster
+// broadcasts to every node (event-bus.ts).
 //
 // AVAILABILITY. While Redis is unreachable or does not answer, every operation rejects with StoreUnavailableError
 // within about commandTimeoutMs per round trip (connection.ts); the connections come back by themselves.
@@ -97,7 +104,20 @@ import {
   seqOfId,
   signedPreKeyJson,
 } from './codec.ts';
-import { close, connect, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_OPEN_TIMEOUT_MS, defineScripts, open, runScript, unavailable } from './connection.ts';
+import {
+  close,
+  connect,
+  connectSubscriber,
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  DEFAULT_OPEN_TIMEOUT_MS,
+  defineScripts,
+  isCluster,
+  masters,
+  open,
+  runScript,
+  unavailable,
+  type RedisClient,
+} from './connection.ts';
 import { EventBus } from './event-bus.ts';
 import { owedFromReply, parseOutboxEntry, receiptGroups, type Owed } from './outbox.ts';
 import { StatsCounters } from './stats.ts';
@@ -177,9 +197,11 @@ export class RedisStore implements Store {
   private readonly sendLeaseMs: number;
   private readonly clockSkewMs: number;
   private readonly outboxStaleMs: number;
+  /** On a Redis Cluster: the order of effects needs answers, not only the order of sending (see the header). */
+  private readonly clustered: boolean;
 
   private constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly subscriber: Redis,
     private readonly bus: EventBus,
     options: RedisStoreOptions,
@@ -187,6 +209,7 @@ export class RedisStore implements Store {
     this.sendLeaseMs = options.sendLeaseMs ?? SEND_LEASE_MS;
     this.clockSkewMs = options.clockSkewMs ?? CLOCK_SKEW_MS;
     this.outboxStaleMs = options.outboxStaleMs ?? OUTBOX_STALE_MS;
+    this.clustered = isCluster(redis);
     this.counters = new StatsCounters(redis);
   }
 
@@ -200,7 +223,7 @@ export class RedisStore implements Store {
       log.warn('store.redis_error', { error: error instanceof Error ? error.message : String(error) });
     };
     const redis = connect(url, 'tickwire-store', { commandTimeoutMs, onError });
-    const subscriber = connect(url, 'tickwire-events', { commandTimeoutMs, onError });
+    const subscriber = connectSubscriber(url, 'tickwire-events', { commandTimeoutMs, onError }, redis);
     defineScripts(redis, ALL_SCRIPTS);
     let store: RedisStore | undefined;
     const bus = new EventBus(subscriber, () => store?.resync() ?? Promise.resolve(), onError);
@@ -255,11 +278,14 @@ export class RedisStore implements Store {
     });
   }
 
-  /** A pipeline's results, or StoreUnavailableError if any command of it failed. */
-  private async pipeline(build: (pipeline: ReturnType<Redis['pipeline']>) => void): Promise<unknown[]> {
-    const pipeline = this.redis.pipeline();
-    build(pipeline);
-    const results = await this.call(pipeline.exec());
+  /**
+   * Commands over the keys of many users, all sent at once: one pipeline on one Redis; on a cluster, where a pipeline
+   * may only hold keys of one node, each command on its own. Their replies in order, or StoreUnavailableError if any
+   * of them failed.
+   */
+  private async batch(commands: Array<[command: string, ...args: Array<string | number>]>): Promise<unknown[]> {
+    if (this.clustered) return this.call(Promise.all(commands.map(([command, ...args]) => this.redis.call(command, ...args))));
+    const results = await this.call(this.redis.pipeline(commands).exec());
     if (!results) throw new StoreUnavailableError('Redis: the pipeline was aborted');
     return results.map(([error, value]) => {
       if (error) throw unavailable(error);
@@ -274,14 +300,29 @@ export class RedisStore implements Store {
     if (this.watched.size > WATCHED_DEVICES_MAX) this.watched.delete(this.watched.keys().next().value!);
   }
 
+  /** The persistence settings of the Redis, or on a cluster those of the first master that is not durable (else any). */
   private async readPersistence(): Promise<RedisPersistence | undefined> {
     try {
-      const [aof, fsync] = await Promise.all([this.redis.config('GET', 'appendonly'), this.redis.config('GET', 'appendfsync')]);
       const value = (reply: unknown) => (Array.isArray(reply) && typeof reply[1] === 'string' ? reply[1] : 'unknown');
-      return { appendonly: value(aof), appendfsync: value(fsync) };
+      const settings = await Promise.all(
+        masters(this.redis).map(async (node) => {
+          const [aof, fsync] = await Promise.all([node.config('GET', 'appendonly'), node.config('GET', 'appendfsync')]);
+          return { appendonly: value(aof), appendfsync: value(fsync) };
+        }),
+      );
+      return settings.find((p) => p.appendonly !== 'yes' || p.appendfsync !== 'always') ?? settings[0];
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Lets the next operation of a device's line go [TRN-34]: at once, now that its effect step is sent, on one Redis
+   * (one connection keeps the order); once that step is answered on a cluster, where the next may go to another node.
+   */
+  private passAfter(turn: Turn, step: Promise<unknown>): void {
+    if (this.clustered) void step.then(turn.pass, turn.pass);
+    else turn.pass();
   }
 
   /**
@@ -292,12 +333,12 @@ export class RedisStore implements Store {
     const devices = [...this.watched.values()];
     for (let i = 0; i < devices.length; i += 500) {
       const page = devices.slice(i, i + 500);
-      const results = await this.pipeline((p) => {
-        for (const d of page) {
-          p.xrevrange(keys.queue(d), '+', '-', 'COUNT', 1);
-          p.hexists(keys.devices(d.userId), String(d.deviceId));
-        }
-      });
+      const results = await this.batch(
+        page.flatMap((d): Array<[string, ...string[]]> => [
+          ['xrevrange', keys.queue(d), '+', '-', 'COUNT', '1'],
+          ['hexists', keys.devices(d.userId), String(d.deviceId)],
+        ]),
+      );
       page.forEach((device, n) => {
         const last = results[2 * n] as Array<[string, string[]]>;
         if (results[2 * n + 1] === 0) {
@@ -319,8 +360,10 @@ export class RedisStore implements Store {
       let userId: string;
       for (;;) {
         userId = randomBytes(16).toString('base64url');
-        // Listed first, so that the retention sweep finds every user whose data exists (a listed id without data is
-        // skipped); both commands are sent together and Redis applies them in this order.
+        // Listed, so that the retention sweep finds every user whose data exists (a listed id without data is
+        // skipped); both commands are sent together, and the account becomes reachable (its username) only once both
+        // are answered. (One Redis applies them in this order; a cluster may not, which leaves at worst, when the
+        // listing fails, data that nobody can reach.)
         const listed = this.call(this.redis.sadd(keys.users, userId));
         const created = this.script(scripts.CREATE_USER, accountKeys(userId), [
           username,
@@ -565,7 +608,7 @@ export class RedisStore implements Store {
         ...envelopeArgs,
       ],
     );
-    turn.pass();
+    this.passAfter(turn, enqueued);
     const reply = asArray(await enqueued, 'enqueue-message');
     const status = asString(reply[0], 'enqueue-message');
     switch (status) {
@@ -628,7 +671,7 @@ export class RedisStore implements Store {
     return this.op(async () => {
       if (turn.ahead) await turn.ahead;
       const enqueued = this.enqueueReceipts(to, [receiptJson(receipt)], receipt.at, maxQueueItems);
-      turn.pass();
+      this.passAfter(turn, enqueued);
       const result = await enqueued;
       if (result.status !== 'accepted') return { status: result.status };
       return { status: 'accepted' as const, seq: result.seqs[0]! };
@@ -704,7 +747,7 @@ export class RedisStore implements Store {
     if (entryId === '') return { removed, receipts: [] };
     // Issued before the turn passes, so that the receipts precede what this device does next [TRN-34].
     const delivered = this.deliverOwed({ userId, deviceId: address.deviceId }, entryId, owedFromReply(reply[3]), now, maxReceiptIds);
-    turn.pass();
+    this.passAfter(turn, delivered);
     // The removal and the debt are durable already: a failure here only delays the receipts (see the header).
     const receipts = await delivered.catch(() => {
       this.retryOutboxEntry(userId, entryId, 1);
@@ -752,9 +795,7 @@ export class RedisStore implements Store {
 
   /** Delivers the outbox entries of `userIds` written before `before` (Redis time): their acknowledgement gave up. */
   private async drainOutboxes(userIds: string[], before: number): Promise<void> {
-    const sizes = await this.pipeline((p) => {
-      for (const userId of userIds) p.hlen(keys.receiptOutbox(userId));
-    });
+    const sizes = await this.batch(userIds.map((userId) => ['hlen', keys.receiptOutbox(userId)]));
     for (const [i, userId] of userIds.entries()) {
       if (sizes[i] === 0) continue;
       const entries = await this.call(this.redis.hgetall(keys.receiptOutbox(userId)));
@@ -782,13 +823,9 @@ export class RedisStore implements Store {
           cursor = next;
           // Receipts owed by acknowledgements that gave up (or whose process crashed) are enqueued now [RCP-5].
           await this.drainOutboxes(userIds, staleBefore);
-          const deviceLists = await this.pipeline((p) => {
-            for (const userId of userIds) p.hkeys(keys.devices(userId));
-          });
+          const deviceLists = await this.batch(userIds.map((userId) => ['hkeys', keys.devices(userId)]));
           const devices = userIds.flatMap((userId, i) => (deviceLists[i] as string[]).map((id) => ({ userId, deviceId: Number(id) })));
-          const counts = await this.pipeline((p) => {
-            for (const device of devices) p.zcount(keys.enqueuedAt(device), '-inf', `(${olderThan}`);
-          });
+          const counts = await this.batch(devices.map((device) => ['zcount', keys.enqueuedAt(device), '-inf', `(${olderThan}`]));
           for (const [i, device] of devices.entries()) {
             if (counts[i] === 0) continue;
             for (;;) {

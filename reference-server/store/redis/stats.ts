@@ -4,8 +4,8 @@
 // between leaves a counter off by that change, so they are approximate) and reads back periodically. maxQueueDepth is
 // the longest queue this process has seen in its own enqueues and acknowledgements; cachedItems is 0, since message
 // bodies stay in Redis.
-import type { Redis } from 'ioredis';
 import type { DeviceAddress, StoreStats } from '../store.ts';
+import type { RedisClient } from './connection.ts';
 import { keys } from './keys.ts';
 
 /** Queue depths remembered at most (the oldest entries go first). */
@@ -18,7 +18,7 @@ export class StatsCounters {
   private readonly depths = new Map<string, number>();
   private maxDepth = 0;
 
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   /** Adjusts a counter here at once and in Redis after the fact. */
   bump(name: CounterName, delta: number): void {

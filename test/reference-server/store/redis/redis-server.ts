@@ -14,6 +14,11 @@ export interface RedisServerOptions {
   appendfsync?: 'always' | 'everysec' | 'no';
   /** Reuse a directory (and its data) instead of a fresh temporary one. */
   dir?: string;
+  /**
+   * A node of a Redis Cluster (redis-cluster.ts): cluster-enabled, its nodes.conf in its directory, its cluster bus on
+   * a second free loopback port (the default, port + 10000, may be out of range or taken).
+   */
+  clusterNode?: boolean;
 }
 
 /** A free TCP port on 127.0.0.1 (never 6379: the kernel picks from its ephemeral range). */
@@ -43,12 +48,17 @@ export class RedisServer {
     readonly dir: string,
     private readonly options: RedisServerOptions,
     private readonly ownsDir: boolean,
+    /** The cluster bus port of a cluster node. */
+    readonly busPort?: number,
   ) {}
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
     const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'tickwire-redis-'));
     for (let attempt = 0; ; attempt++) {
-      const server = new RedisServer(await freePort(), dir, options, options.dir === undefined);
+      const port = await freePort();
+      let busPort: number | undefined;
+      while (options.clusterNode && (busPort === undefined || busPort === port)) busPort = await freePort();
+      const server = new RedisServer(port, dir, options, options.dir === undefined, busPort);
       try {
         await server.launch();
         return server;
@@ -78,6 +88,7 @@ export class RedisServer {
       '--protected-mode', 'yes',
       '--loglevel', 'notice',
       '--logfile', '',
+      ...(this.busPort === undefined ? [] : ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(this.busPort)]),
     ];
     const child = spawn(REDIS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
