@@ -56,7 +56,10 @@ Sessions:
 Messages:
   --pairs N           sender/recipient pairs of each pairs rung (default 50; quick 10)
   --ladder LIST       total message rates, comma-separated (default 250,500,1000,2000,4000; quick 200)
-  --rung S            seconds of sending per rung (default 5; quick 2)
+  --rung S            seconds of sending per rung (default 10; quick 2)
+  --warmup S          before each rung, seconds of the same load on the same deployment whose figures are dropped
+                      (a fresh deployment's first second, JIT and first allocations, would be a short rung's p99;
+                      default 3; quick 0, none)
   --pairs-load-workers N  load tool processes of each pairs rung (default: the tool's choice)
 Run:
   --quick             small numbers, for a test
@@ -77,6 +80,7 @@ export interface ClusterBenchOptions {
   pairs: number;
   ladder: number[];
   rungSeconds: number;
+  warmupSeconds: number;
   pairsLoadWorkers?: number;
   only?: 'sessions' | 'pairs';
   reports?: string;
@@ -99,6 +103,7 @@ function parseOptions(argv: string[]): ClusterBenchOptions | 'help' {
       pairs: { type: 'string' },
       ladder: { type: 'string' },
       rung: { type: 'string' },
+      warmup: { type: 'string' },
       'pairs-load-workers': { type: 'string' },
       only: { type: 'string' },
       reports: { type: 'string' },
@@ -122,7 +127,8 @@ function parseOptions(argv: string[]): ClusterBenchOptions | 'help' {
     setupTimeoutSeconds: positive(values['setup-timeout'], 'setup-timeout', Math.max(120, Math.ceil(sessions / 50))),
     pairs: positive(values.pairs, 'pairs', quick ? 10 : 50),
     ladder: [...new Set(ladder)].sort((a, b) => a - b),
-    rungSeconds: positive(values.rung, 'rung', quick ? 2 : 5),
+    rungSeconds: positive(values.rung, 'rung', quick ? 2 : 10),
+    warmupSeconds: values.warmup === '0' ? 0 : positive(values.warmup, 'warmup', quick ? 0 : 3),
     ...(values['pairs-load-workers'] !== undefined ? { pairsLoadWorkers: positive(values['pairs-load-workers'], 'pairs-load-workers', 1) } : {}),
     ...(values.only !== undefined ? { only: values.only } : {}),
     ...(values.reports !== undefined ? { reports: resolve(values.reports) } : {}),
@@ -602,7 +608,13 @@ async function main(argv: string[]): Promise<number> {
         try {
           deployment = await deploy(label, workersOf[target]);
           results.pairs.targets[target] = deployment.serverCommand.replace(/ --data-dir \S+/, '').replace(/redis:\/\/127\.0\.0\.1:\d+/, 'redis://127.0.0.1:PORT');
-          const args = ['pairs', '--count', String(o.pairs), '--rate', String(rate), '--duration', `${o.rungSeconds}s`, ...(o.pairsLoadWorkers !== undefined ? ['--workers', String(o.pairsLoadWorkers)] : [])];
+          const workers = o.pairsLoadWorkers !== undefined ? ['--workers', String(o.pairsLoadWorkers)] : [];
+          if (o.warmupSeconds > 0) {
+            // Figures dropped; a warm-up that fails its accounting still fails the rung.
+            const warm = await runLoad(children, deployment, ['pairs', '--count', String(o.pairs), '--rate', String(rate), '--duration', `${o.warmupSeconds}s`, ...workers], dir, `${label}-warmup`, 600_000);
+            if (!warm.report.verdict.pass) throw new Error(`warm-up failed: ${warm.report.verdict.failures.join('; ')}`);
+          }
+          const args = ['pairs', '--count', String(o.pairs), '--rate', String(rate), '--duration', `${o.rungSeconds}s`, ...workers];
           const run = await runLoad(children, deployment, args, dir, label, 600_000);
           keep(label);
           const figures = rungFigures(run, deployment, rate);

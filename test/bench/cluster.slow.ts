@@ -84,7 +84,7 @@ interface Results {
 
 t.test('bench:cluster --quick writes a well-formed results file; every message is accounted for', async (t) => {
   const out = join(dir, 'cluster.json');
-  const args = ['--quick', '--server-workers', '2', '--sessions', '600', '--connect-rate', '150', '--hold', '2', '--load-workers', '2', '--pairs', '5', '--ladder', '100', '--rung', '1', '--out', out];
+  const args = ['--quick', '--server-workers', '2', '--sessions', '600', '--connect-rate', '150', '--hold', '2', '--load-workers', '2', '--pairs', '5', '--ladder', '100', '--rung', '1', '--warmup', '1', '--out', out];
   const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/cluster.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     // Ended early (a timeout): the benchmark stops its Redis and servers on SIGTERM.
