@@ -53,6 +53,8 @@ export interface ConnectionServices {
 const REQUEST_TYPES = new Set(['hello', 'send', 'receipt', 'subscribe_presence', 'unsubscribe_presence', 'ping']);
 
 /** [SEC-9] A hello naming no device still costs one hash and one comparison. */
+/** RFC 6455 7.4.1: the service cannot take the connection now; a client may try again later [AUT-20]. */
+const TRY_AGAIN_LATER = 1013;
 const DUMMY_DIGEST = hashSecret('tickwire-dummy-secret-for-unknown-devices-000000');
 
 export class Connection implements ClaimingSession, PresenceSession {
@@ -165,7 +167,14 @@ export class Connection implements ClaimingSession, PresenceSession {
     this.services.metrics.framesIn.inc({ type: 'hello' });
     this.state = 'authenticating';
     this.address = { userId: check.frame.userId, deviceId: check.frame.deviceId };
-    this.authenticate(check.frame).catch((error: unknown) => this.internalError(error));
+    const helloId = check.frame.id;
+    this.authenticate(check.frame).catch((error: unknown) => {
+      // [AUT-20] Storage (or the shared session state) out of reach: try again later, not a fault of the server.
+      if (error instanceof StoreUnavailableError && this.state === 'authenticating') {
+        this.services.ctx.log.warn('session.hello_unavailable', { message: error.message });
+        this.fail(temporarilyUnavailable(this.services.ctx.config.limits), helloId, TRY_AGAIN_LATER);
+      } else this.internalError(error);
+    });
   }
 
   private inAuthenticating(data: RawData, isBinary: boolean): void {
@@ -457,7 +466,7 @@ export class Connection implements ClaimingSession, PresenceSession {
    * [ERR-9] [ERR-10] A fatal error: the error frame, then the close with the registry's close code and the code as
    * reason; nothing is processed or sent after it. The session leaves the registry when the socket has closed.
    */
-  fail(error: ProtocolError, id?: string): void {
+  fail(error: ProtocolError, id?: string, closeCode?: number): void {
     if (this.state === 'closing' || this.state === 'closed') return;
     const wasOpen = this.state === 'open';
     this.state = 'closing';
@@ -468,7 +477,7 @@ export class Connection implements ClaimingSession, PresenceSession {
     this.services.metrics.errors.inc({ code: error.code });
     this.writer.sendFinal({ type: 'error', ...(id === undefined ? {} : { id }), ...error.toBody() });
     this.services.ctx.log.info('session.fatal', { sessionId: this.sessionId, userId: this.address.userId, deviceId: this.address.deviceId, code: error.code });
-    this.ws.close(error.closeCode ?? 1011, error.code);
+    this.ws.close(closeCode ?? error.closeCode ?? 1011, error.code);
     // A peer that never completes the close handshake (a slow consumer, say) is cut off after the grace period.
     this.closeTimer = setTimeout(() => this.ws.terminate(), this.services.ctx.config.shutdownGraceMs);
   }

@@ -2,10 +2,11 @@
 // gone, sends are answered TEMPORARILY_UNAVAILABLE, never send_ok [MSG-18]; once it is back the same server process
 // accepts sends again without anyone touching it; and every send it acknowledged, before, during or after, is in the
 // recipient's queue exactly once, in order [MSG-12] [DLV-7]. A send answered TEMPORARILY_UNAVAILABLE may or may not
-// have been stored (MSG-18): it may be there, at most once.
+// have been stored (MSG-18): it may be there, at most once. A hello while Redis is gone is told to try again later
+// [AUT-20].
 import t from 'tap';
 import type { DeliverFrame, MessageItem } from '../../../spec/index.ts';
-import { openSession, registerUser, sendFrame, sleep, type TestClient } from '../helpers.ts';
+import { openSession, registerUser, sendFrame, sleep, TestClient } from '../helpers.ts';
 import { RedisServer } from '../store/redis/redis-server.ts';
 import { ServeProcess, TEST_SERVER_ARGS, tempDir } from './serve-process.ts';
 
@@ -54,6 +55,11 @@ t.test('Redis restarting under load: no false ACK, recovery by itself, nothing a
     await sleep(SEND_EVERY_MS);
   }
   await Promise.all(pending);
+  // [AUT-20] A hello that needs Redis while it is gone: TEMPORARILY_UNAVAILABLE with its id, close 1013, no welcome.
+  const early = await TestClient.connect(server);
+  const refused = await early.request({ type: 'hello', id: 'h-down', userId: bob.userId, deviceId: bob.deviceId, secret: bob.secret }, 30_000);
+  t.match(refused, { type: 'error', id: 'h-down', code: 'TEMPORARILY_UNAVAILABLE', retryAfterMs: Number }, '[AUT-20] hello answered TEMPORARILY_UNAVAILABLE');
+  t.same(await early.closed, { code: 1013, reason: 'TEMPORARILY_UNAVAILABLE' }, '[AUT-20] and closed with 1013 (try again later)');
   await redis.restart();
   phase = 'after';
   // Recovery without operator action: the same process, the same session, accepting sends again.
