@@ -70,6 +70,15 @@ export class RedisCluster {
   }
 
   /** Stops every node (SIGKILL, by PID) and removes their directories. */
+  /** SIGSTOP every node: the cluster hangs without closing a socket. */
+  pause(): void {
+    for (const node of this.nodes) node.pause();
+  }
+
+  resume(): void {
+    for (const node of this.nodes) node.resume();
+  }
+
   async dispose(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.dispose()));
   }
