@@ -2,6 +2,8 @@
 // TEMPORARILY_UNAVAILABLE, never send_ok, and nothing of it is delivered (DLV-4); once storage works again the client's
 // resend with the same messageId is accepted and delivered once, whether or not the first attempt had been stored.
 // These cases break the server's storage from outside (`--fault-cmd`/`--heal-cmd`, or prlimit on the built-in server).
+// A hello during the fault is either decided without storage (welcome) or told to try again later (AUT-20), never
+// answered as a fault of the server.
 import type { ConformanceCase } from '../case.ts';
 import { as, must } from '../expect.ts';
 import { send } from '../messaging.ts';
@@ -10,6 +12,35 @@ import { send } from '../messaging.ts';
 const QUIET_MS = 500;
 
 export const cases: ConformanceCase[] = [
+  {
+    id: '2.9/hello-during-storage-fault',
+    requirements: ['AUT-20', 'AUT-16', 'AUT-13'],
+    level: 'must',
+    needs: ['storage-fault'],
+    title: 'a hello while storage fails gets welcome or TEMPORARILY_UNAVAILABLE with close 1013, and welcome once healed',
+    async run(ctx) {
+      const user = await ctx.user();
+      const device = user.devices[0]!;
+      await ctx.injectStorageFault();
+      try {
+        const session = await ctx.open({ label: 'during-fault' });
+        const answer = await session.hello(device, { id: 'h-fault' });
+        if (answer.type !== 'welcome') {
+          // A server that needs its storage to decide the hello says so, and ends the connection [AUT-16].
+          const error = as(answer, 'error', 'AUT-20', 'the answer to a hello while storage fails, if not welcome');
+          must.errorFrame(error, 'TEMPORARILY_UNAVAILABLE', 'AUT-20', 'h-fault', 'a hello while storage fails');
+          must.hold(typeof error.retryAfterMs === 'number' && error.retryAfterMs >= 1, 'AUT-20', 'retryAfterMs of at least 1', error);
+          const closed = await session.closed('AUT-20');
+          must.equal(closed.code, 1013, 'AUT-20', 'the close code after TEMPORARILY_UNAVAILABLE to a hello');
+        } else await session.close();
+      } finally {
+        await ctx.healStorageFault();
+      }
+      const again = await ctx.open({ label: 'healed' });
+      as(await again.hello(device, { id: 'h-healed' }), 'welcome', 'AUT-13', 'a hello once storage works again');
+      await again.close();
+    },
+  },
   {
     id: '4.3/storage-fault-never-acked',
     requirements: ['MSG-18', 'DLV-4', 'MSG-16'],
