@@ -60,7 +60,7 @@ function failFastOptions(name: string, options: ConnectionOptions): RedisOptions
 export function createClient(url: string, options: RedisOptions): RedisClient {
   if (!isClusterUrl(url)) return new Redis(url, options);
   const target = parseClusterUrl(url);
-  const { retryStrategy, enableOfflineQueue, lazyConnect, ...nodeOptions } = options;
+  const { retryStrategy, enableOfflineQueue: _queue, lazyConnect, ...nodeOptions } = options;
   const clusterOptions: ClusterOptions = {
     redisOptions: {
       ...nodeOptions,
@@ -68,7 +68,12 @@ export function createClient(url: string, options: RedisOptions): RedisClient {
       ...(target.password === undefined ? {} : { password: target.password }),
       ...(target.tls ? { tls: {} } : {}),
     },
-    enableOfflineQueue: enableOfflineQueue ?? true,
+    // Always on for a cluster, whatever `options` say: without it ioredis refuses ("Connection is closed.", not
+    // sent) every command for a node whose connection is still being made, and node connections are made lazily, so
+    // the first commands of a fresh process, or after the topology changed, failed for no reason (seen as hellos
+    // answered TEMPORARILY_UNAVAILABLE right after a restart). A command handed to a node connection still fails
+    // within commandTimeout; only while no node of the cluster is known does it wait for one.
+    enableOfflineQueue: true,
     lazyConnect: lazyConnect ?? false,
     clusterRetryStrategy: (times) => retryStrategy?.(times) ?? null,
     // A command is never sent twice: not after its connection closed (it may have run), not after CLUSTERDOWN.
