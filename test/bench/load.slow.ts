@@ -2,11 +2,11 @@
 // bare ws relay, in one run. Checks the shape of the results file (written to a temporary path) and the accounting of
 // every message; no assertion about speed. Part of `npm run test:bench`, not of npm test: it spawns a dozen processes.
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runNode } from '../lib/run-node.ts';
 
 t.setTimeout(600_000);
 
@@ -14,16 +14,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'tickwire-load-bench-test-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-function spawnOut(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const spawnOut = (args: string[]) => runNode(args, { cwd: ROOT });
 
 interface Percentiles {
   count: number;

@@ -3,7 +3,6 @@
 // once, in order, with its receipt). No assertion about speed. `npm run bench:load` itself is tested by
 // test/bench/load.slow.ts (npm run test:bench).
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { startBaselineServer } from '../../load/baseline-server.ts';
 import type { LoadReport } from '../../load/report.ts';
 import { LoadServer, TICKWIRE_BIN } from '../../load/server-process.ts';
 import { Connection } from '../../reference-client/wire/connection.ts';
+import { runNode } from '../lib/run-node.ts';
 
 // Several load runs, each spawning worker processes: more than the default file timeout on a busy machine.
 t.setTimeout(600_000);
@@ -20,16 +20,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'tickwire-baseline-test-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-function spawnOut(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const spawnOut = (args: string[]) => runNode(args, { cwd: ROOT });
 
 type Request = Parameters<Connection['request']>[0];
 const bare = (frame: Record<string, unknown>) => frame as unknown as Request;

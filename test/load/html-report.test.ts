@@ -4,7 +4,6 @@
 // `tickwire load report` renders the same page from the saved JSON, and hostile strings in a report are escaped.
 // No assertion about speed.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { distributionPoints, percentileX, renderHtml } from '../../load/html-rep
 import type { LoadReport } from '../../load/report.ts';
 import { LoadServer, TICKWIRE_BIN } from '../../load/server-process.ts';
 import { escapeHtml, niceTicks, renderLineChart } from '../../load/svg-chart.ts';
+import { runNode } from '../lib/run-node.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tickwire-load-html-'));
 const server = await LoadServer.start();
@@ -21,16 +21,7 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function load(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [TICKWIRE_BIN, 'load', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const load = (args: string[]) => runNode([TICKWIRE_BIN, 'load', ...args]);
 
 /** The <svg> element with data-chart="id", or undefined. */
 function chart(html: string, id: string): string | undefined {

@@ -4,7 +4,6 @@
 // prekeys and need extra requesters, and one with the planted bug `prekey-handed-out-twice`, which the run must catch.
 // No assertion about speed.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { httpFailures, mergeHttpFigures, PrekeyLedger, type HttpFigures } from '
 import { renderHtml } from '../../load/html-report.ts';
 import type { LoadReport } from '../../load/report.ts';
 import { LoadServer, TICKWIRE_BIN } from '../../load/server-process.ts';
+import { runNode } from '../lib/run-node.ts';
 
 // Several load runs, each with its own server and worker processes: ~100 s alone, more than the default file timeout
 // when other jobs share the 2 cores. Nothing here measures speed.
@@ -118,16 +118,7 @@ t.test('the scenario fails a run that sent far less than --rate × --duration', 
   t.match(httpFailures(figures(new PrekeyLedger(), { answered: 0 })).join('\n'), /no HTTP request was answered/);
 });
 
-function load(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [TICKWIRE_BIN, 'load', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const load = (args: string[]) => runNode([TICKWIRE_BIN, 'load', ...args]);
 
 async function run(t: Test, server: LoadServer, name: string, args: string[], expectCode = 0): Promise<LoadReport> {
   const output = join(dir, `${name}.json`);

@@ -2,12 +2,12 @@
 // source addresses) against a reference server started by the test with a raised registration limit, each checked
 // by its accounting and the shape of its JSON report. No assertion about speed.
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadReport } from '../../load/report.ts';
 import { LoadServer, TICKWIRE_BIN } from '../../load/server-process.ts';
+import { runNode } from '../lib/run-node.ts';
 
 // Several load runs, each with its own server and worker processes: ~100 s alone, more than the default file timeout
 // when other jobs share the 2 cores. Nothing here measures speed.
@@ -20,16 +20,7 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function load(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [TICKWIRE_BIN, 'load', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const load = (args: string[]) => runNode([TICKWIRE_BIN, 'load', ...args]);
 
 async function run(t: Test, name: string, args: string[]): Promise<LoadReport> {
   const output = join(dir, `${name}.json`);

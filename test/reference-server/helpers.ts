@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { defaultConfig, defaultLimitValues, type LimitValues, type ServerConfig } from '../../reference-server/config.ts';
 import { startServer, type RunningServer } from '../../reference-server/server.ts';
-import { WS_PATH, WS_SUBPROTOCOL, type ServerFrame, type ServerFrameMap, type WelcomeFrame } from '../../spec/index.ts';
+import { WS_PATH, WS_SUBPROTOCOL, type MessageItem, type ReceiptItem, type ServerFrame, type ServerFrameMap, type WelcomeFrame } from '../../spec/index.ts';
 
 export const TEST_SEED = Number(process.env['TICKWIRE_TEST_SEED'] ?? 7_340_033);
 
@@ -273,3 +273,13 @@ export function sendFrame(to: string, deviceIds: number[], extra: { id?: string;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits for deliver frames until `count` items of `kind` have arrived; resolves them in arrival order. */
+export async function items(client: TestClient, count: number, kind: 'message' | 'receipt', timeoutMs = 10_000): Promise<Array<MessageItem | ReceiptItem>> {
+  const out: Array<MessageItem | ReceiptItem> = [];
+  while (out.length < count) {
+    const frame = await client.nextOf('deliver', (f) => f.items.some((i) => i.kind === kind), timeoutMs);
+    out.push(...frame.items.filter((i) => i.kind === kind));
+  }
+  return out;
+}

@@ -5,7 +5,7 @@
 // `tickwire serve` processes on the cluster as one service: a message from A to B with its receipts, a hello on A
 // replacing the session on B [DLV-34], and one registration limit over both [DPL-8].
 import t, { type Test } from 'tap';
-import type { DeliverFrame, MessageItem, ReceiptItem } from '../../../spec/index.ts';
+import type { MessageItem, ReceiptItem } from '../../../spec/index.ts';
 import { UsageError } from '../../../bin/command.ts';
 import { configFromArgs } from '../../../reference-server/cli.ts';
 import { openRedisStore, type RedisStore } from '../../../reference-server/store/redis/redis-store.ts';
@@ -14,7 +14,7 @@ import type { DeviceAddress, StoreEvent } from '../../../reference-server/store/
 import { body, DAY, device, storeContract } from '../store/contract.ts';
 import { RedisCluster, flushCluster } from '../store/redis/redis-cluster.ts';
 import { freePort } from '../store/redis/redis-server.ts';
-import { deviceRegistration, http, openSession, registerUser, sendFrame, username, type TestClient } from '../helpers.ts';
+import { deviceRegistration, http, items, openSession, registerUser, sendFrame, username } from '../helpers.ts';
 import { ServeProcess, tempDir } from './serve-process.ts';
 
 async function openStore(t: Test, url: string): Promise<RedisStore> {
@@ -129,15 +129,6 @@ t.test('two stores on the cluster: events published on any node reach a subscrib
     'after the cut, b hears of the enqueue (live or by resync)',
   );
 });
-
-async function items(client: TestClient, count: number, kind: 'message' | 'receipt', timeoutMs = 10_000): Promise<Array<MessageItem | ReceiptItem>> {
-  const out: Array<MessageItem | ReceiptItem> = [];
-  while (out.length < count) {
-    const frame = (await client.nextOf('deliver', (f) => f.items.some((i) => i.kind === kind), timeoutMs)) as DeliverFrame;
-    out.push(...frame.items.filter((i) => i.kind === kind));
-  }
-  return out;
-}
 
 t.test('two `tickwire serve --redis redis+cluster://...` processes are one service [DPL-1] [DPL-8]', async (t) => {
   await flushCluster(admin);

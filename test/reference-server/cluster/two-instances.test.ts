@@ -6,22 +6,13 @@
 // either [IDN-23]; and the users of a SIGKILLed process
 // go offline within the lease bound [DPL-7].
 import t from 'tap';
-import type { DeliverFrame, MessageItem, ReceiptItem } from '../../../spec/index.ts';
-import { http, linkDevice, openSession, registerUser, rid, sendFrame, type TestClient } from '../helpers.ts';
+import type { MessageItem, ReceiptItem } from '../../../spec/index.ts';
+import { http, items, linkDevice, openSession, registerUser, rid, sendFrame, type TestClient } from '../helpers.ts';
 import { RedisServer } from '../store/redis/redis-server.ts';
 import { ServeProcess, TEST_SERVER_ARGS, tempDir } from './serve-process.ts';
 
 /** Lease of 1 s: a SIGKILLed process's users go offline within about 1.5 s (cluster/constants.ts). */
 const LEASE_TTL_MS = 1000;
-
-async function items(client: TestClient, count: number, kind: 'message' | 'receipt', timeoutMs = 10_000): Promise<Array<MessageItem | ReceiptItem>> {
-  const out: Array<MessageItem | ReceiptItem> = [];
-  while (out.length < count) {
-    const frame = (await client.nextOf('deliver', (f) => f.items.some((i) => i.kind === kind), timeoutMs)) as DeliverFrame;
-    out.push(...frame.items.filter((i) => i.kind === kind));
-  }
-  return out;
-}
 
 t.test('two instances sharing Redis', async (t) => {
   const redis = await RedisServer.start();
